@@ -1,0 +1,283 @@
+//! Agent identity: Ed25519 keys, the derived `agent_id` and the fingerprint.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::hash::Hash32;
+
+/// Length of an `agent_id` in characters.
+pub const AGENT_ID_LEN: usize = 32;
+
+/// Why a key or identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Not 43 characters of unpadded base64url, or not 32 bytes.
+    #[error("public key is not 32 bytes of unpadded base64url")]
+    KeyEncoding,
+    /// Not a canonical encoding of a point on the curve.
+    #[error("public key is not a valid Ed25519 point in canonical encoding")]
+    InvalidPoint,
+    /// A small-order point: any signature "verifies" under it.
+    #[error("public key is a weak (small-order) Ed25519 point")]
+    WeakKey,
+    /// Not 32 base58btc characters.
+    #[error("agent_id must be 32 base58btc characters, got {0:?}")]
+    AgentIdSyntax(String),
+    /// The key does not derive the claimed agent_id.
+    #[error("public key derives agent_id {derived}, not {claimed}")]
+    AgentIdMismatch {
+        /// What the document claims.
+        claimed: String,
+        /// What the key derives.
+        derived: String,
+    },
+}
+
+/// An Ed25519 public key that is canonical and not of small order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    /// Accepts 32 bytes only if they canonically encode a point of large order.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, IdentityError> {
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| IdentityError::InvalidPoint)?;
+        // dalek keeps the caller's bytes; a non-canonical y (≥ p) decompresses
+        // to the same point, so compare the re-compressed form.
+        if key.to_edwards().compress().to_bytes() != *bytes {
+            return Err(IdentityError::InvalidPoint);
+        }
+        if key.is_weak() {
+            return Err(IdentityError::WeakKey);
+        }
+        Ok(PublicKey(key))
+    }
+
+    /// Parses the unpadded base64url form used in Accord documents.
+    pub fn from_b64(s: &str) -> Result<Self, IdentityError> {
+        let raw = decode_b64_exact::<32>(s).ok_or(IdentityError::KeyEncoding)?;
+        Self::from_bytes(&raw)
+    }
+
+    /// Raw 32 bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// Unpadded base64url, the form in Accord documents and `accord id`.
+    pub fn to_b64(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0.as_bytes())
+    }
+
+    /// The agent_id this key derives.
+    pub fn agent_id(&self) -> AgentId {
+        AgentId::derive(self)
+    }
+
+    /// Fingerprint for reading aloud.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(self)
+    }
+
+    /// Strict single-signature verification (RFC 8032 with canonical `s`,
+    /// no small-order `R`, cofactorless equation).
+    pub fn verify_strict(&self, msg: &[u8], sig: &Signature) -> bool {
+        self.0.verify_strict(msg, sig).is_ok()
+    }
+
+    /// The underlying dalek key (for batch verification).
+    pub fn as_dalek(&self) -> &VerifyingKey {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.to_b64())
+    }
+}
+
+/// An agent's identifier: the first 32 characters of
+/// base58btc(SHA-256(raw public key)).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgentId(String);
+
+impl AgentId {
+    /// Derives the agent_id of a key.
+    pub fn derive(key: &PublicKey) -> Self {
+        let digest = Hash32::of(&key.to_bytes());
+        let mut s = bs58::encode(digest.0).into_string();
+        // SHA-256 output in base58 is 43–44 characters; the first 32 carry
+        // ~187 bits, ample against second preimages.
+        s.truncate(AGENT_ID_LEN);
+        AgentId(s)
+    }
+
+    /// Checks the syntax (32 characters of the Bitcoin base58 alphabet).
+    pub fn parse(s: &str) -> Result<Self, IdentityError> {
+        const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+        if s.len() == AGENT_ID_LEN && s.bytes().all(|b| ALPHABET.contains(&b)) {
+            Ok(AgentId(s.to_owned()))
+        } else {
+            Err(IdentityError::AgentIdSyntax(s.chars().take(64).collect()))
+        }
+    }
+
+    /// Checks that `key` derives this id.
+    pub fn check_key(&self, key: &PublicKey) -> Result<(), IdentityError> {
+        let derived = key.agent_id();
+        if derived == *self {
+            Ok(())
+        } else {
+            Err(IdentityError::AgentIdMismatch {
+                claimed: self.0.clone(),
+                derived: derived.0,
+            })
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AgentId({})", self.0)
+    }
+}
+
+/// Fingerprint: the first 10 bytes of SHA-256(public key) as five groups of
+/// four upper-case hex digits, e.g. `3F2A-9C01-77B4-E0D2-51AA` — 80 bits,
+/// short enough to compare over the phone.
+pub fn fingerprint(key: &PublicKey) -> String {
+    let digest = Hash32::of(&key.to_bytes());
+    let hex = hex::encode_upper(&digest.0[..10]);
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// An agent's signing key together with its public key and agent_id.
+pub struct Keypair {
+    signing: SigningKey,
+    public: PublicKey,
+    agent_id: AgentId,
+}
+
+impl Keypair {
+    /// Generates a fresh key pair from a cryptographic RNG.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        loop {
+            let signing = SigningKey::generate(rng);
+            // A seed whose public key is weak is astronomically unlikely, but
+            // the check costs nothing and keeps the invariant unconditional.
+            if let Ok(kp) = Self::from_seed(&signing.to_bytes()) {
+                return kp;
+            }
+        }
+    }
+
+    /// Rebuilds a key pair from its 32-byte seed (RFC 8032 secret key).
+    pub fn from_seed(seed: &[u8; 32]) -> Result<Self, IdentityError> {
+        let signing = SigningKey::from_bytes(seed);
+        let public = PublicKey::from_bytes(&signing.verifying_key().to_bytes())?;
+        let agent_id = public.agent_id();
+        Ok(Keypair {
+            signing,
+            public,
+            agent_id,
+        })
+    }
+
+    /// The 32-byte seed, zeroised when dropped.
+    pub fn seed(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes())
+    }
+
+    /// The public key.
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// The agent_id.
+    pub fn agent_id(&self) -> &AgentId {
+        &self.agent_id
+    }
+
+    /// Signs `msg` (pure Ed25519, RFC 8032).
+    pub fn sign(&self, msg: &[u8]) -> Signature {
+        self.signing.sign(msg)
+    }
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({})", self.agent_id)
+    }
+}
+
+/// Decodes unpadded base64url into exactly `N` bytes, refusing any other
+/// length or a non-canonical final character.
+pub(crate) fn decode_b64_exact<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+    let arr: [u8; N] = bytes.try_into().ok()?;
+    // base64 decoders may ignore trailing bits; one spelling per value.
+    (URL_SAFE_NO_PAD.encode(arr) == s).then_some(arr)
+}
+
+/// Encodes bytes as unpadded base64url.
+pub(crate) fn encode_b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_id_is_deterministic_and_checked() {
+        let kp = Keypair::from_seed(&[7u8; 32]).unwrap();
+        let again = Keypair::from_seed(&[7u8; 32]).unwrap();
+        assert_eq!(kp.agent_id(), again.agent_id());
+        assert_eq!(kp.agent_id().as_str().len(), 32);
+        assert!(AgentId::parse(kp.agent_id().as_str()).is_ok());
+        let other = Keypair::from_seed(&[8u8; 32]).unwrap();
+        assert!(kp.agent_id().check_key(other.public()).is_err());
+        assert!(AgentId::parse("0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OIl").is_err());
+        let fp = kp.public().fingerprint();
+        assert_eq!(fp.len(), 24);
+        assert_eq!(fp.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn weak_and_noncanonical_keys_are_refused() {
+        // The identity point (y = 1) is of small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(PublicKey::from_bytes(&identity), Err(IdentityError::WeakKey));
+        // y = p + 1 is a non-canonical encoding of the same point.
+        let mut noncanon = [0xffu8; 32];
+        noncanon[0] = 0xee;
+        noncanon[31] = 0x7f;
+        assert!(PublicKey::from_bytes(&noncanon).is_err());
+        let kp = Keypair::from_seed(&[1u8; 32]).unwrap();
+        let b64 = kp.public().to_b64();
+        assert_eq!(PublicKey::from_b64(&b64).unwrap(), *kp.public());
+        assert!(PublicKey::from_b64(&format!("{b64}A")).is_err());
+    }
+}

@@ -1,3 +1,599 @@
-fn main() {
-    println!("Hello, world!");
+//! `accord`: agent identity, signed hash-chained event logs and their
+//! verification, from a terminal. Exit codes are listed in [`exit`].
+
+mod bench;
+mod demo;
+mod exit;
+mod input;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use accord_core::export::ExportVerifier;
+use accord_core::keyfile::KdfParams;
+use accord_core::{Map, SignatureMode, SignedEvent, Value, event, jcs};
+use accord_store::home::verify_store;
+use accord_store::{EventStore, Home};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::exit::{Code, CliError};
+
+/// Accord: provable, private handoffs between AI agents.
+///
+/// Every agent has an Ed25519 identity and an append-only chain of signed,
+/// hash-chained events that anyone can verify offline.
+#[derive(Parser)]
+#[command(name = "accord", version, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 ok, 1 verification failed, 2 usage, 3 invalid input, \
+4 identity (no agent / wrong passphrase / corrupt key), 5 store, 6 I/O.")]
+struct Cli {
+    /// Agent home directory [default: $ACCORD_HOME, else ./.accord]
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
 }
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an agent: key pair, encrypted key file, event store, genesis event
+    Init {
+        /// Human-readable name, recorded in the key file and the genesis event
+        #[arg(long)]
+        name: Option<String>,
+        /// Store the private key unencrypted (throwaway agents only)
+        #[arg(long)]
+        no_passphrase: bool,
+    },
+    /// Print the agent's id, fingerprint, public key and name
+    Id {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Print the RFC 8785 canonical form of a JSON text
+    Jcs {
+        /// Input file [default: stdin]
+        file: Option<PathBuf>,
+    },
+    /// Append a signed event to the agent's chain and print it
+    Stamp(StampArgs),
+    /// List the chain's events
+    Log {
+        /// First seq to show
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Last seq to show
+        #[arg(long)]
+        to: Option<u64>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Write the chain as JSON lines (one canonical event per line) and a signed seal
+    Export {
+        /// Output file [default: stdout]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Replace an existing output file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Verify the agent's own chain, or an exported chain FILE offline
+    Verify {
+        /// An export written by `accord export` [default: the agent's own store]
+        file: Option<PathBuf>,
+        /// Check each signature alone with RFC 8032 strict rules instead of in batches
+        #[arg(long)]
+        strict: bool,
+        /// Accept an export without a seal line (its end cannot be proven)
+        #[arg(long)]
+        allow_unsealed: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Run the tour: create an agent, stamp, verify, tamper, catch it
+    Demo,
+    /// Measure append and verify throughput on this machine
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    /// Machine-readable JSON output
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+#[group(id = "source", multiple = false)]
+struct StampArgs {
+    /// Event type (1-64 of A-Z a-z 0-9 _ . : / -)
+    #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+    event_type: Option<String>,
+    /// Payload: a JSON object (integers only, no floats)
+    #[arg(long, conflicts_with = "payload_file")]
+    payload: Option<String>,
+    /// Read the payload object from a file
+    #[arg(long, value_name = "FILE")]
+    payload_file: Option<PathBuf>,
+    /// Read events from stdin, one {"type":…,"payload":{…}} per line, appended in batches
+    #[arg(long, conflicts_with_all = ["payload", "payload_file"])]
+    stdin: bool,
+    /// Events per transaction with --stdin
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch: u32,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = Home::new(resolve_home(cli.home));
+    match run(&home, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn resolve_home(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("ACCORD_HOME").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(".accord"))
+}
+
+fn run(home: &Home, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Init { name, no_passphrase } => cmd_init(home, name, no_passphrase),
+        Command::Id { out } => cmd_id(home, out.json),
+        Command::Jcs { file } => cmd_jcs(file.as_deref()),
+        Command::Stamp(args) => cmd_stamp(home, args),
+        Command::Log { from, to, out } => cmd_log(home, from, to, out.json),
+        Command::Export { out, force } => cmd_export(home, out.as_deref(), force),
+        Command::Verify {
+            file,
+            strict,
+            allow_unsealed,
+            out,
+        } => {
+            let mode = if strict { SignatureMode::Strict } else { SignatureMode::Batch };
+            match file {
+                Some(f) => cmd_verify_file(&f, mode, !allow_unsealed, out.json),
+                None => cmd_verify_store(home, mode, out.json),
+            }
+        }
+        Command::Demo => demo::run(),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn cmd_init(home: &Home, name: Option<String>, no_passphrase: bool) -> Result<(), CliError> {
+    if let Some(n) = &name
+        && (n.is_empty() || n.len() > 128 || n.chars().any(char::is_control))
+    {
+        return Err(CliError::input("--name must be 1-128 characters without control characters"));
+    }
+    for p in [home.key_path(), home.store_path()] {
+        if p.exists() {
+            return Err(CliError::new(
+                Code::Identity,
+                format!("{} already exists; an existing identity is never overwritten (use another --home)", p.display()),
+            ));
+        }
+    }
+    let passphrase = if no_passphrase { None } else { Some(new_passphrase()?) };
+    let agent = home.init(name.as_deref(), passphrase.as_ref().map(|p| p.as_bytes()), KdfParams::DEFAULT)?;
+    let key = agent.key();
+    println!("created agent {}", key.agent_id());
+    println!("fingerprint  {}", key.public().fingerprint());
+    println!("home         {}", home.dir().display());
+    if no_passphrase {
+        eprintln!("warning: the private key is stored unencrypted (--no-passphrase)");
+    }
+    Ok(())
+}
+
+fn cmd_id(home: &Home, json: bool) -> Result<(), CliError> {
+    let info = home.info()?;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "agent_id": info.agent_id.as_str(),
+                "fingerprint": info.public_key.fingerprint(),
+                "public_key": info.public_key.to_b64(),
+                "name": info.name,
+                "created_at": info.created_at.as_str(),
+                "encrypted": info.encrypted,
+            })
+        );
+    } else {
+        println!("agent_id     {}", info.agent_id);
+        println!("fingerprint  {}", info.public_key.fingerprint());
+        println!("public_key   {}", info.public_key.to_b64());
+        println!("name         {}", info.name.as_deref().unwrap_or("-"));
+        println!("created_at   {}", info.created_at);
+        println!("key          {}", if info.encrypted { "encrypted (Argon2id + AES-256-GCM)" } else { "UNENCRYPTED" });
+    }
+    Ok(())
+}
+
+fn cmd_jcs(file: Option<&Path>) -> Result<(), CliError> {
+    let text = input::read_all(file, input::MAX_JCS_INPUT)?;
+    let canonical = jcs::canonicalize(&text)?;
+    let mut out = io::stdout().lock();
+    out.write_all(&canonical)
+        .and_then(|_| out.write_all(b"\n"))
+        .map_err(|e| CliError::io(format!("cannot write output: {e}")))
+}
+
+fn cmd_stamp(home: &Home, args: StampArgs) -> Result<(), CliError> {
+    if args.stdin {
+        return stamp_stdin(home, args.batch as usize, args.out.json);
+    }
+    let event_type = args.event_type.unwrap_or_default();
+    let payload: Map<String, Value> = match (&args.payload, &args.payload_file) {
+        (Some(p), _) => event::payload_from_json(p.as_bytes())?,
+        (None, Some(f)) => event::payload_from_json(&input::read_all(Some(f), event::MAX_EVENT_BYTES)?)
+            .map_err(|e| CliError::input(format!("{}: {e}", f.display())))?,
+        (None, None) => Map::new(),
+    };
+    event::check_type(&event_type, 1)?;
+    let mut agent = open_agent(home)?;
+    let ev = agent.stamp(&event_type, payload)?;
+    print_event(&ev, args.out.json);
+    Ok(())
+}
+
+fn stamp_stdin(home: &Home, batch: usize, json: bool) -> Result<(), CliError> {
+    let mut agent = open_agent(home)?;
+    let stdin = io::stdin();
+    let mut lines = input::Lines::new(stdin.lock(), event::MAX_EVENT_BYTES);
+    let mut pending = Vec::with_capacity(batch);
+    let (mut total, mut first, mut last) = (0u64, None, None);
+    let progress = spinner("appending");
+    loop {
+        let line = lines.next_line()?;
+        if let Some((n, text)) = &line {
+            pending.push(input::parse_stamp_line(text).map_err(|e| {
+                CliError::input(format!(
+                    "stdin line {n}: {e}; {total} events from earlier lines were appended, none from this batch"
+                ))
+            })?);
+        }
+        if pending.len() >= batch || (line.is_none() && !pending.is_empty()) {
+            let events = agent.stamp_batch(std::mem::take(&mut pending))?;
+            total += events.len() as u64;
+            first = first.or_else(|| events.first().map(SignedEvent::seq));
+            last = events.last().map(SignedEvent::seq);
+            progress.set_position(total);
+        }
+        if line.is_none() {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    if json {
+        println!("{}", json!({ "appended": total, "first_seq": first, "last_seq": last }));
+    } else {
+        match (first, last) {
+            (Some(a), Some(b)) => println!("appended {total} events (seq {a}..={b})"),
+            _ => println!("appended 0 events (stdin was empty)"),
+        }
+    }
+    Ok(())
+}
+
+fn cmd_log(home: &Home, from: u64, to: Option<u64>, json: bool) -> Result<(), CliError> {
+    let info = home.info()?;
+    let store = home.open_store()?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut err = None;
+    store.scan(&info.agent_id, from, to, &mut |seq, body| {
+        let res = if json {
+            out.write_all(body).and_then(|_| out.write_all(b"\n"))
+        } else {
+            match SignedEvent::from_canonical(body) {
+                Ok(ev) => {
+                    let e = ev.event();
+                    let payload = String::from_utf8_lossy(&jcs::to_vec(&Value::Object(e.payload.clone()))).into_owned();
+                    writeln!(
+                        out,
+                        "{:>6}  {}  {:<20}  {}  {}",
+                        e.seq,
+                        e.timestamp,
+                        e.event_type,
+                        &ev.hash().to_hex()[..12],
+                        truncate(&payload, 100)
+                    )
+                }
+                Err(e) => writeln!(out, "{seq:>6}  <unreadable event: {e}; run `accord verify`>"),
+            }
+        };
+        if let Err(e) = res {
+            // A closed pipe (e.g. `| head`) is a normal way to stop reading.
+            err = Some(e);
+            return Ok(std::ops::ControlFlow::Break(()));
+        }
+        Ok(std::ops::ControlFlow::Continue(()))
+    })?;
+    match err.map(|e| e.kind()) {
+        None => out.flush().or_else(ignore_broken_pipe),
+        Some(io::ErrorKind::BrokenPipe) => Ok(()),
+        Some(k) => Err(io::Error::from(k)),
+    }
+    .map_err(|e| CliError::io(format!("cannot write output: {e}")))
+}
+
+fn cmd_export(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliError> {
+    let agent = open_agent(home)?;
+    let progress = spinner("exporting");
+    let mut tick = |n| progress.set_position(n);
+    let count = match out {
+        Some(path) => {
+            let mut opts = OpenOptions::new();
+            opts.write(true);
+            if force {
+                opts.create(true).truncate(true);
+            } else {
+                opts.create_new(true);
+            }
+            let file = opts.open(path).map_err(|e| {
+                let hint = if e.kind() == io::ErrorKind::AlreadyExists { " (pass --force to replace it)" } else { "" };
+                CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
+            })?;
+            let mut w = BufWriter::new(file);
+            let n = agent.export(&mut w, &mut tick)?;
+            let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
+            file.sync_all().map_err(|e| CliError::io(e.to_string()))?;
+            n
+        }
+        None => {
+            let mut w = BufWriter::new(io::stdout().lock());
+            agent.export(&mut w, &mut tick)?
+        }
+    };
+    progress.finish_and_clear();
+    if let Some(p) = out {
+        eprintln!("exported {count} events and a signed seal to {}", p.display());
+    }
+    Ok(())
+}
+
+fn cmd_verify_store(home: &Home, mode: SignatureMode, json: bool) -> Result<(), CliError> {
+    let info = home.info()?;
+    let store = home.open_store()?;
+    store.quick_check()?;
+    let progress = spinner("verifying");
+    let result = verify_store(&store, &info.agent_id, mode, &mut |n| progress.set_position(n))?;
+    progress.finish_and_clear();
+    match result {
+        Ok(summary) => {
+            report_ok(json, &summary, None, &format!("store {}", store.path().display()));
+            Ok(())
+        }
+        Err(f) => report_failure(json, f.seq, None, &f.reason.to_string()),
+    }
+}
+
+fn cmd_verify_file(path: &Path, mode: SignatureMode, require_seal: bool, json: bool) -> Result<(), CliError> {
+    let file = File::open(path).map_err(|e| CliError::input(format!("cannot open {}: {e}", path.display())))?;
+    let mut lines = input::Lines::new(io::BufReader::new(file), event::MAX_EVENT_BYTES);
+    let mut verifier = ExportVerifier::new(mode, require_seal);
+    let progress = spinner("verifying");
+    let fail = |e: accord_core::ExportError| -> Result<(), CliError> {
+        use accord_core::ExportError as E;
+        match &e {
+            E::Chain { line, failure } => report_failure(json, failure.seq, Some(*line), &failure.reason.to_string()),
+            E::Seal { line, reason } => report_failure_msg(json, None, Some(*line), &format!("export seal: {reason}")),
+            _ => report_failure_msg(json, None, None, &e.to_string()),
+        }
+    };
+    loop {
+        let line = match lines.next_line() {
+            Ok(Some((_, text))) => text,
+            Ok(None) => break,
+            Err(e) => {
+                progress.finish_and_clear();
+                // An over-long or unreadable line is a broken export, not a usage error.
+                return report_failure_msg(json, Some(verifier.count()), Some(lines.line_no()), &e.message);
+            }
+        };
+        if let Err(e) = verifier.push_line(&line) {
+            progress.finish_and_clear();
+            return fail(e);
+        }
+        let n = verifier.count();
+        if n % 4096 == 0 {
+            progress.set_position(n);
+        }
+    }
+    progress.finish_and_clear();
+    match verifier.finish() {
+        Ok(report) => {
+            report_ok(json, &report.summary, Some(report.seal.is_some()), &path.display().to_string());
+            Ok(())
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn report_ok(json: bool, s: &accord_core::Summary, sealed: Option<bool>, what: &str) {
+    if json {
+        println!(
+            "{}",
+            json!({
+                "ok": true,
+                "agent_id": s.agent_id.as_str(),
+                "events": s.events,
+                "head_hash": s.head_hash.to_hex(),
+                "first_timestamp": s.first_timestamp.as_str(),
+                "last_timestamp": s.last_timestamp.as_str(),
+                "sealed": sealed,
+            })
+        );
+    } else {
+        let seal = match sealed {
+            Some(true) => ", seal valid",
+            Some(false) => ", NOT sealed (its end cannot be proven)",
+            None => "",
+        };
+        println!(
+            "chain verified — {} events, 0 anomalies{seal}\n  agent {}\n  head  {}\n  from  {}",
+            group_digits(s.events),
+            s.agent_id,
+            s.head_hash,
+            what
+        );
+    }
+}
+
+fn report_failure(json: bool, seq: u64, line: Option<u64>, reason: &str) -> Result<(), CliError> {
+    report_failure_msg(json, Some(seq), line, reason)
+}
+
+fn report_failure_msg(json: bool, seq: Option<u64>, line: Option<u64>, reason: &str) -> Result<(), CliError> {
+    let mut msg = String::from("verification FAILED");
+    if let Some(s) = seq {
+        msg.push_str(&format!(" at event seq {s}"));
+    }
+    if let Some(l) = line {
+        msg.push_str(&format!(" (line {l})"));
+    }
+    msg.push_str(&format!(": {reason}"));
+    if json {
+        println!("{}", json!({ "ok": false, "seq": seq, "line": line, "reason": reason }));
+    }
+    Err(CliError::new(Code::VerifyFailed, msg))
+}
+
+fn open_agent(home: &Home) -> Result<accord_store::Agent, CliError> {
+    let info = home.info()?;
+    let passphrase = if info.encrypted { Some(existing_passphrase()?) } else { None };
+    Ok(home.open(passphrase.as_ref().map(|p| p.as_bytes()))?)
+}
+
+fn existing_passphrase() -> Result<zeroizing::Secret, CliError> {
+    if let Some(p) = std::env::var_os("ACCORD_PASSPHRASE") {
+        return zeroizing::Secret::from_os(p);
+    }
+    if !io::stderr().is_terminal() {
+        return Err(CliError::new(
+            Code::Identity,
+            "the key is encrypted: set ACCORD_PASSPHRASE, or run on a terminal to be asked",
+        ));
+    }
+    rpassword::prompt_password("passphrase: ")
+        .map(zeroizing::Secret::new)
+        .map_err(|e| CliError::new(Code::Identity, format!("cannot read passphrase: {e} (set ACCORD_PASSPHRASE)")))
+}
+
+fn new_passphrase() -> Result<zeroizing::Secret, CliError> {
+    let p = if let Some(p) = std::env::var_os("ACCORD_PASSPHRASE") {
+        zeroizing::Secret::from_os(p)?
+    } else if io::stderr().is_terminal() {
+        let a = rpassword::prompt_password("new passphrase: ").map_err(|e| CliError::io(e.to_string()))?;
+        let b = rpassword::prompt_password("repeat passphrase: ").map_err(|e| CliError::io(e.to_string()))?;
+        if a != b {
+            return Err(CliError::input("the passphrases differ"));
+        }
+        zeroizing::Secret::new(a)
+    } else {
+        return Err(CliError::new(
+            Code::Identity,
+            "a passphrase is needed to encrypt the key: set ACCORD_PASSPHRASE, run on a terminal, or pass --no-passphrase for a throwaway agent",
+        ));
+    };
+    if p.as_bytes().is_empty() {
+        return Err(CliError::new(
+            Code::Identity,
+            "empty passphrase: give a real one, or pass --no-passphrase for a throwaway agent",
+        ));
+    }
+    Ok(p)
+}
+
+mod zeroizing {
+    use super::{CliError, Code};
+
+    /// A passphrase, wiped from memory when dropped.
+    pub struct Secret(zeroize::Zeroizing<String>);
+
+    impl Secret {
+        pub fn new(s: String) -> Self {
+            Secret(zeroize::Zeroizing::new(s))
+        }
+        pub fn from_os(s: std::ffi::OsString) -> Result<Self, CliError> {
+            s.into_string()
+                .map(Self::new)
+                .map_err(|_| CliError::new(Code::Identity, "ACCORD_PASSPHRASE is not valid UTF-8"))
+        }
+        pub fn as_bytes(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+}
+
+fn print_event(ev: &SignedEvent, json: bool) {
+    if json {
+        println!("{}", String::from_utf8_lossy(ev.canonical()));
+    } else {
+        let e = ev.event();
+        println!("seq {}  {}  {}", e.seq, e.timestamp, e.event_type);
+        println!("hash {}", ev.hash());
+        println!("{}", String::from_utf8_lossy(ev.canonical()));
+    }
+}
+
+/// A progress counter on stderr, drawn only when stderr is a terminal.
+pub(crate) fn spinner(what: &str) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    if !io::stderr().is_terminal() {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {human_pos} events ({per_sec})").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(what.to_owned());
+    pb
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub(crate) fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ignore_broken_pipe(e: io::Error) -> io::Result<()> {
+    if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) }
+}
+
+/// Reads a whole file, for commands that must edit scratch copies.
+pub(crate) fn read_file(p: &Path) -> Result<Vec<u8>, CliError> {
+    let mut buf = Vec::new();
+    File::open(p)
+        .and_then(|mut f| f.read_to_end(&mut buf))
+        .map_err(|e| CliError::io(format!("cannot read {}: {e}", p.display())))?;
+    Ok(buf)
+}
+

@@ -350,8 +350,7 @@ impl ChainVerifier {
             SignatureMode::Batch => {
                 let msgs: Vec<&[u8]> = self.pending.iter().map(|p| p.message.as_slice()).collect();
                 let sigs: Vec<Signature> = self.pending.iter().map(|p| p.signature).collect();
-                let keys = vec![*key.as_dalek(); self.pending.len()];
-                ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
+                key.verify_batch(&msgs, &sigs)
             }
             SignatureMode::Strict => false,
         };

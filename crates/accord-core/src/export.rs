@@ -139,7 +139,7 @@ impl ExportVerifier {
         if line.is_empty() {
             return Err(ExportError::EmptyLine(n));
         }
-        let chain_err = |failure| ExportError::Chain { line: n, failure };
+        let chain_err = chain_error;
         if line.len() > MAX_EVENT_BYTES {
             let failure = Failure {
                 index: self.chain.count(),
@@ -207,7 +207,7 @@ impl ExportVerifier {
         let key = *self.chain.public_key().ok_or_else(|| err("seal before any event".into()))?;
         self.chain
             .settle_now()
-            .map_err(|failure| ExportError::Chain { line: failure.index + 1, failure })?;
+            .map_err(chain_error)?;
         if !key.verify_strict(&message, &sig) {
             return Err(err("signature does not verify under the chain's key".into()));
         }
@@ -228,11 +228,7 @@ impl ExportVerifier {
 
     /// Finishes: settles signatures and checks the seal requirement.
     pub fn finish(self) -> Result<ExportReport, ExportError> {
-        let lines = self.line;
-        let summary = self.chain.finish().map_err(|failure| ExportError::Chain {
-            line: (failure.index + 1).min(lines.max(1)),
-            failure,
-        })?;
+        let summary = self.chain.finish().map_err(chain_error)?;
         if self.seal.is_none() && self.require_seal {
             return Err(ExportError::Unsealed);
         }
@@ -240,5 +236,15 @@ impl ExportVerifier {
             summary,
             seal: self.seal,
         })
+    }
+}
+
+/// Events occupy lines 1..=n (blank lines are refused), so an event's line
+/// is its 0-based position + 1 — also when its bad signature is only
+/// discovered when a later line settles the batch.
+fn chain_error(failure: Failure) -> ExportError {
+    ExportError::Chain {
+        line: failure.index + 1,
+        failure,
     }
 }

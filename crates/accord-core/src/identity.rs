@@ -90,9 +90,13 @@ impl PublicKey {
         self.0.verify_strict(msg, sig).is_ok()
     }
 
-    /// The underlying dalek key (for batch verification).
-    pub fn as_dalek(&self) -> &VerifyingKey {
-        &self.0
+    /// Deterministic batch verification of `sigs[i]` over `msgs[i]`, all
+    /// under this key (ed25519-dalek `verify_batch`). `true` only if every
+    /// signature verifies; see [`crate::chain::SignatureMode::Batch`] for how
+    /// this relates to strict verification.
+    pub fn verify_batch(&self, msgs: &[&[u8]], sigs: &[Signature]) -> bool {
+        let keys = vec![self.0; sigs.len()];
+        msgs.len() == sigs.len() && ed25519_dalek::verify_batch(msgs, sigs, &keys).is_ok()
     }
 }
 

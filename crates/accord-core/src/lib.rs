@@ -24,6 +24,9 @@ pub use hash::Hash32;
 pub use identity::{AgentId, IdentityError, Keypair, PublicKey};
 pub use timestamp::Timestamp;
 
+/// An Ed25519 signature.
+pub use ed25519_dalek::Signature;
+
 /// Re-exported so callers build payloads with the same JSON types.
 pub use serde_json::{Map, Value};
 /// Re-exported for nonces.

@@ -1,0 +1,353 @@
+//! An agent's home directory: `identity.json` (the key file, mode 0600) and
+//! `events.db` (its SQLite event store).
+//!
+//! This is where the core's sans-I/O types meet the clock and the operating
+//! system's random number generator.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use accord_core::export::Seal;
+use accord_core::keyfile::{self, KdfParams, KeyFileError, KeyFileInfo};
+use accord_core::{
+    ChainVerifier, Event, Failure, Keypair, Map, SignatureMode, SignedEvent, Summary, Timestamp, Uuid, Value,
+};
+use rand_core::UnwrapErr;
+
+use crate::sqlite::SqliteStore;
+use crate::{EventStore, Head, StoreError};
+
+/// File name of the key file inside a home.
+pub const KEY_FILE: &str = "identity.json";
+/// File name of the event store inside a home.
+pub const STORE_FILE: &str = "events.db";
+
+/// Home directory failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HomeError {
+    /// No key file in the home.
+    #[error("no agent at {0} (create one with `accord init`, or point --home / ACCORD_HOME at an existing agent)")]
+    NoIdentity(String),
+    /// `init` found an existing identity or store.
+    #[error("{0} already exists; an existing identity is never overwritten (use another --home)")]
+    AlreadyExists(String),
+    /// The key file could not be opened.
+    #[error("{path}: {source}")]
+    KeyFile {
+        /// The key file.
+        path: String,
+        /// Why.
+        source: KeyFileError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The operating system's RNG failed.
+    #[error("random number generator failed: {0}")]
+    Random(String),
+    /// Filesystem error.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// An agent's home directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    /// A home at `dir` (which may not exist yet).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Home { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of the key file.
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join(KEY_FILE)
+    }
+
+    /// Path of the event store.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.join(STORE_FILE)
+    }
+
+    /// Creates a new agent: key pair, key file (encrypted under `passphrase`
+    /// unless it is `None`), store, and the genesis event. Refuses to touch an
+    /// existing identity or store.
+    pub fn init(&self, name: Option<&str>, passphrase: Option<&[u8]>, params: KdfParams) -> Result<Agent, HomeError> {
+        let key_path = self.key_path();
+        let store_path = self.store_path();
+        for p in [&key_path, &store_path] {
+            if p.exists() {
+                return Err(HomeError::AlreadyExists(p.display().to_string()));
+            }
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| HomeError::Io(format!("cannot create {}: {e}", self.dir.display())))?;
+        let key = Keypair::generate(&mut UnwrapErr(getrandom::SysRng));
+        let now = now()?;
+        let file = keyfile::seal(&key, name, &now, passphrase, params, random()?, random()?)
+            .map_err(|source| HomeError::KeyFile {
+                path: key_path.display().to_string(),
+                source,
+            })?;
+        write_new_file(&key_path, &file)?;
+        let mut store = SqliteStore::create(&store_path)?;
+        let mut payload = Map::new();
+        if let Some(n) = name {
+            payload.insert("name".into(), Value::String(n.to_owned()));
+        }
+        let genesis = Event::genesis(key.public(), now, nonce()?, payload).sign(&key).map_err(StoreError::from)?;
+        store.append(&[genesis])?;
+        Ok(Agent { key, store })
+    }
+
+    /// Reads the public part of the key file (no passphrase needed).
+    pub fn info(&self) -> Result<KeyFileInfo, HomeError> {
+        let bytes = self.read_key_file()?;
+        keyfile::inspect(&bytes).map_err(|source| self.key_err(source))
+    }
+
+    /// Opens the agent, decrypting its key with `passphrase`.
+    pub fn open(&self, passphrase: Option<&[u8]>) -> Result<Agent, HomeError> {
+        let bytes = self.read_key_file()?;
+        let key = keyfile::open(&bytes, passphrase).map_err(|source| self.key_err(source))?;
+        let store = self.open_store()?;
+        Ok(Agent { key, store })
+    }
+
+    /// Opens the store alone (reading does not need the key).
+    pub fn open_store(&self) -> Result<SqliteStore, HomeError> {
+        if !self.key_path().exists() && !self.store_path().exists() {
+            return Err(HomeError::NoIdentity(self.dir.display().to_string()));
+        }
+        Ok(SqliteStore::open(&self.store_path())?)
+    }
+
+    fn read_key_file(&self) -> Result<Vec<u8>, HomeError> {
+        let path = self.key_path();
+        match fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(HomeError::NoIdentity(self.dir.display().to_string()));
+            }
+            Err(e) => return Err(HomeError::Io(format!("cannot read {}: {e}", path.display()))),
+            Ok(m) if m.len() > keyfile::MAX_KEY_FILE_BYTES as u64 => {
+                return Err(self.key_err(KeyFileError::Corrupt("larger than 64 KiB".into())));
+            }
+            Ok(_) => {}
+        }
+        fs::read(&path).map_err(|e| HomeError::Io(format!("cannot read {}: {e}", path.display())))
+    }
+
+    fn key_err(&self, source: KeyFileError) -> HomeError {
+        HomeError::KeyFile {
+            path: self.key_path().display().to_string(),
+            source,
+        }
+    }
+}
+
+/// An opened agent: its key and its store.
+pub struct Agent {
+    key: Keypair,
+    store: SqliteStore,
+}
+
+impl Agent {
+    /// The key pair.
+    pub fn key(&self) -> &Keypair {
+        &self.key
+    }
+
+    /// The store.
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    /// Appends one event and returns it.
+    pub fn stamp(&mut self, event_type: &str, payload: Map<String, Value>) -> Result<SignedEvent, HomeError> {
+        let mut events = self.stamp_batch(vec![(event_type.to_owned(), payload)])?;
+        events.pop().ok_or_else(|| HomeError::Io("empty batch".into()))
+    }
+
+    /// Appends many events in one transaction (one fsync) and returns them.
+    /// Events are built under the store's write lock, so another process
+    /// appending to the same chain cannot make them conflict.
+    pub fn stamp_batch(&mut self, items: Vec<(String, Map<String, Value>)>) -> Result<Vec<SignedEvent>, HomeError> {
+        let agent = self.key.agent_id().clone();
+        let key = &self.key;
+        let mut items = Some(items);
+        let written = self.store.append_with(&agent, &mut |head: Option<&Head>| {
+            let Some(head) = head else {
+                return Err(StoreError::Invalid("the chain has no genesis event".into()));
+            };
+            let items = items.take().ok_or_else(|| StoreError::Invalid("batch built twice".into()))?;
+            let mut out = Vec::with_capacity(items.len());
+            let (mut seq, mut prev, mut ts) = (head.seq, head.hash, head.timestamp.clone());
+            let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
+            // A clock that stepped back must not break the chain's
+            // non-decreasing time rule; the chain keeps its last time.
+            if now > ts {
+                ts = now;
+            }
+            for (event_type, payload) in items {
+                seq += 1;
+                let ev = Event {
+                    agent_id: agent.clone(),
+                    seq,
+                    timestamp: ts.clone(),
+                    nonce: nonce().map_err(|e| StoreError::Io(e.to_string()))?,
+                    event_type,
+                    payload,
+                    prev_hash: prev,
+                    public_key: None,
+                }
+                .sign(key)?;
+                prev = ev.hash();
+                out.push(ev);
+            }
+            Ok(out)
+        })?;
+        Ok(written)
+    }
+
+    /// Writes the chain as JSON lines followed by a signed seal line;
+    /// returns the number of events.
+    pub fn export(&self, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<u64, HomeError> {
+        let agent = self.key.agent_id().clone();
+        let mut count = 0u64;
+        let mut last: Option<SignedEvent> = None;
+        let head = self.store.head(&agent)?;
+        let Some(head) = head else {
+            return Err(HomeError::Store(StoreError::Invalid("the chain is empty".into())));
+        };
+        // Export exactly up to the head read above, even if appends continue.
+        self.store.scan(&agent, 0, Some(head.seq), &mut |_, body| {
+            out.write_all(body).and_then(|_| out.write_all(b"\n")).map_err(|e| StoreError::Io(e.to_string()))?;
+            count += 1;
+            if count == head.seq + 1 {
+                last = Some(SignedEvent::from_canonical(body)?);
+            }
+            if count % 4096 == 0 {
+                progress(count);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        let last = last.ok_or_else(|| StoreError::Corrupt("the head event is missing".into()))?;
+        if last.hash() != head.hash || count != head.seq + 1 {
+            return Err(HomeError::Store(StoreError::Corrupt(
+                "events read back do not match the chain head".into(),
+            )));
+        }
+        let seal = Seal {
+            agent_id: agent,
+            count,
+            head_hash: last.hash(),
+            exported_at: now()?,
+        };
+        out.write_all(&seal.sign(&self.key))
+            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| out.flush())
+            .map_err(|e| HomeError::Io(e.to_string()))?;
+        progress(count);
+        Ok(count)
+    }
+}
+
+/// Verifies `agent`'s chain in `store`. The outer error is a storage
+/// failure; the inner one names the first bad event.
+pub fn verify_store(
+    store: &dyn EventStore,
+    agent: &accord_core::AgentId,
+    mode: SignatureMode,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Result<Summary, Failure>, StoreError> {
+    let mut verifier = ChainVerifier::new(mode).expect_agent(agent.clone());
+    let mut failure = None;
+    let mut n = 0u64;
+    store.scan(agent, 0, None, &mut |_, body| {
+        if let Err(f) = verifier.push_bytes(body) {
+            failure = Some(f);
+            return Ok(ControlFlow::Break(()));
+        }
+        n += 1;
+        if n % 4096 == 0 {
+            progress(n);
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if let Some(f) = failure {
+        return Ok(Err(f));
+    }
+    progress(n);
+    Ok(verifier.finish())
+}
+
+/// Now, from the system clock.
+pub fn now() -> Result<Timestamp, HomeError> {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| HomeError::Io("system clock is before 1970".into()))?
+        .as_micros();
+    Timestamp::from_unix_micros(micros as i64).map_err(|e| HomeError::Io(e.to_string()))
+}
+
+/// A fresh UUIDv4 from the operating system's RNG.
+pub fn nonce() -> Result<Uuid, HomeError> {
+    Ok(uuid::Builder::from_random_bytes(random()?).into_uuid())
+}
+
+fn random<const N: usize>() -> Result<[u8; N], HomeError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| HomeError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+/// Writes a file that must not exist yet, mode 0600, fully and durably
+/// before it appears under its name (written to a temporary name, synced,
+/// then hard-linked, which fails rather than replace an existing file).
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+    let io = |e: std::io::Error| HomeError::Io(format!("cannot write {}: {e}", path.display()));
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
+    let result = (|| {
+        f.write_all(bytes)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.sync_all()?;
+        fs::hard_link(&tmp, path)
+    })();
+    let _ = fs::remove_file(&tmp);
+    match result {
+        Ok(()) => {
+            if let Some(dir) = path.parent()
+                && let Ok(d) = fs::File::open(dir)
+            {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(HomeError::AlreadyExists(path.display().to_string()))
+        }
+        Err(e) => Err(io(e)),
+    }
+}

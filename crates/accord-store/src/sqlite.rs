@@ -1,0 +1,255 @@
+//! SQLite event store (bundled SQLite, WAL, `synchronous=FULL`).
+//!
+//! Schema `accord-sqlite/1`:
+//!
+//! ```sql
+//! CREATE TABLE events (
+//!     agent_id TEXT    NOT NULL,
+//!     seq      INTEGER NOT NULL,
+//!     body     BLOB    NOT NULL,   -- the event's canonical bytes
+//!     PRIMARY KEY (agent_id, seq)
+//! );
+//! ```
+//!
+//! plus triggers that abort any UPDATE or DELETE on `events`. The file's
+//! SQLite `application_id` is `0x41434344` ("ACCD"); a file without it is
+//! refused before SQLite writes anything to it.
+
+use std::fs::File;
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use accord_core::{AgentId, SignedEvent};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::{EventStore, Head, StoreError, check_continuation};
+
+/// SQLite `application_id` of an Accord store ("ACCD").
+pub const APPLICATION_ID: i32 = 0x4143_4344;
+/// Schema version (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i32 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE events (
+    agent_id TEXT    NOT NULL,
+    seq      INTEGER NOT NULL,
+    body     BLOB    NOT NULL,
+    PRIMARY KEY (agent_id, seq)
+);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'accord events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'accord events are append-only'); END;
+";
+
+/// The SQLite-backed [`EventStore`].
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Creates a new store; fails if `path` already exists.
+    pub fn create(path: &Path) -> Result<Self, StoreError> {
+        if path.exists() {
+            return Err(StoreError::Io(format!(
+                "{} already exists; refusing to overwrite it",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // The checkpoint moves page 1 (with application_id) out of the WAL
+        // into the main file, where `check_header` reads it.
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             BEGIN;
+             PRAGMA application_id = {APPLICATION_ID};
+             {SCHEMA}
+             PRAGMA user_version = {SCHEMA_VERSION};
+             COMMIT;
+             PRAGMA wal_checkpoint(TRUNCATE);"
+        ))?;
+        Self::configure(conn, path)
+    }
+
+    /// Opens an existing store. A missing file is [`StoreError::NotFound`];
+    /// a file that is not an Accord store is refused without being modified.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        check_header(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| not_a_store(path, e))?;
+        let version: i32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| not_a_store(path, e))?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::NotAStore {
+                path: path.display().to_string(),
+                reason: format!("schema version {version}, this build reads {SCHEMA_VERSION}"),
+            });
+        }
+        Self::configure(conn, path)
+    }
+
+    fn configure(conn: Connection, path: &Path) -> Result<Self, StoreError> {
+        // FULL: every commit is fsynced, so an acknowledged append survives a
+        // power cut; batches amortise the sync.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        Ok(SqliteStore {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs SQLite's `quick_check` (page-level consistency).
+    pub fn quick_check(&self) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if rows.len() == 1 && rows[0] == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(rows.join("; ")))
+        }
+    }
+
+    /// Number of events in `agent`'s chain.
+    pub fn len(&self, agent: &AgentId) -> Result<u64, StoreError> {
+        Ok(self.head(agent)?.map_or(0, |h| h.seq + 1))
+    }
+
+    fn read_head(conn: &Connection, agent: &AgentId) -> Result<Option<Head>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = conn
+            .query_row(
+                "SELECT seq, body FROM events WHERE agent_id = ?1 ORDER BY seq DESC LIMIT 1",
+                params![agent.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((seq, body)) = row else {
+            return Ok(None);
+        };
+        // Build on the head only after re-reading it: a damaged head must
+        // stop appends, not be chained onto.
+        let ev = SignedEvent::from_canonical(&body)
+            .map_err(|e| StoreError::Corrupt(format!("head event seq {seq} of {agent}: {e}")))?;
+        if ev.seq() != seq as u64 || &ev.event().agent_id != agent {
+            return Err(StoreError::Corrupt(format!(
+                "row ({agent}, {seq}) holds event seq {} of {}",
+                ev.seq(),
+                ev.event().agent_id
+            )));
+        }
+        Ok(Some(Head::of(&ev)))
+    }
+}
+
+impl EventStore for SqliteStore {
+    fn head(&self, agent: &AgentId) -> Result<Option<Head>, StoreError> {
+        Self::read_head(&self.conn, agent)
+    }
+
+    fn append_with(
+        &mut self,
+        agent: &AgentId,
+        build: &mut dyn FnMut(Option<&Head>) -> Result<Vec<SignedEvent>, StoreError>,
+    ) -> Result<Vec<SignedEvent>, StoreError> {
+        // IMMEDIATE takes the write lock up front: the head read below cannot
+        // go stale before the insert.
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let head = Self::read_head(&tx, agent)?;
+        let events = build(head.as_ref())?;
+        if events.is_empty() {
+            return Err(StoreError::Invalid("empty batch".into()));
+        }
+        check_continuation(agent, head.as_ref(), &events)?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO events (agent_id, seq, body) VALUES (?1, ?2, ?3)")?;
+            for ev in &events {
+                insert.execute(params![agent.as_str(), ev.seq() as i64, ev.canonical()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(events)
+    }
+
+    fn scan(
+        &self,
+        agent: &AgentId,
+        from: u64,
+        to: Option<u64>,
+        f: &mut dyn FnMut(u64, &[u8]) -> Result<ControlFlow<()>, StoreError>,
+    ) -> Result<(), StoreError> {
+        let to = to.map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64);
+        let from = from.min(i64::MAX as u64) as i64;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, body FROM events WHERE agent_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query(params![agent.as_str(), from, to])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let body = row.get_ref(1)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if f(seq as u64, body)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT agent_id FROM events ORDER BY agent_id")?;
+        let ids: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        ids.iter()
+            .map(|s| AgentId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+}
+
+/// Reads the raw SQLite header so a foreign or damaged file is refused
+/// before SQLite opens it (SQLite may write to a file it opens read-write,
+/// e.g. to recover a journal).
+fn check_header(path: &Path) -> Result<(), StoreError> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::NotFound(path.display().to_string()));
+        }
+        Err(e) => return Err(StoreError::Io(format!("cannot read {}: {e}", path.display()))),
+    };
+    let mut header = [0u8; 100];
+    let refuse = |reason: &str| StoreError::NotAStore {
+        path: path.display().to_string(),
+        reason: reason.to_owned(),
+    };
+    f.read_exact(&mut header)
+        .map_err(|_| refuse("file is shorter than a SQLite header"))?;
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err(refuse("not a SQLite database"));
+    }
+    let app_id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    if app_id != APPLICATION_ID {
+        return Err(refuse("SQLite database of another application"));
+    }
+    Ok(())
+}
+
+fn not_a_store(path: &Path, e: rusqlite::Error) -> StoreError {
+    StoreError::NotAStore {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}

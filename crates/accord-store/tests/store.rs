@@ -1,0 +1,177 @@
+//! SQLite store: appends enforce the chain, nothing stored is rewritten,
+//! foreign and corrupt files are refused untouched, edits are detected.
+
+use std::fs;
+use std::path::Path;
+
+use accord_core::keyfile::KdfParams;
+use accord_core::{Event, Map, Reason, SignatureMode, Value};
+use accord_store::home::{nonce, now, verify_store};
+use accord_store::{EventStore, Home, SqliteStore, StoreError};
+use proptest::prelude::*;
+
+fn agent_in(dir: &Path) -> accord_store::Agent {
+    Home::new(dir.join("a")).init(Some("t"), None, KdfParams::DEFAULT).unwrap()
+}
+
+fn item(i: u64) -> (String, Map<String, Value>) {
+    let mut m = Map::new();
+    m.insert("i".into(), Value::from(i));
+    ("tick".into(), m)
+}
+
+fn sha(p: &Path) -> accord_core::Hash32 {
+    accord_core::Hash32::of(&fs::read(p).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Any sequence of batched appends yields a chain that verifies.
+    #[test]
+    fn any_sequence_of_appends_verifies(batches in prop::collection::vec(1usize..40, 1..8)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut agent = agent_in(dir.path());
+        let mut total = 1u64;
+        for (k, n) in batches.iter().enumerate() {
+            let evs = agent.stamp_batch((0..*n as u64).map(|i| item(k as u64 * 100 + i)).collect()).unwrap();
+            prop_assert_eq!(evs.first().unwrap().seq(), total);
+            total += *n as u64;
+        }
+        let id = agent.key().agent_id().clone();
+        let s = verify_store(agent.store(), &id, SignatureMode::Batch, &mut |_| {}).unwrap().unwrap();
+        prop_assert_eq!(s.events, total);
+        prop_assert_eq!(agent.store().len(&id).unwrap(), total);
+    }
+}
+
+#[test]
+fn stale_or_forked_appends_are_refused_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = agent_in(dir.path());
+    let id = agent.key().agent_id().clone();
+    let head = agent.store().head(&id).unwrap().unwrap();
+    // Build an event on the current head, then let the chain move on.
+    let stale = Event {
+        agent_id: id.clone(),
+        seq: head.seq + 1,
+        timestamp: now().unwrap(),
+        nonce: nonce().unwrap(),
+        event_type: "late".into(),
+        payload: Map::new(),
+        prev_hash: head.hash,
+        public_key: None,
+    }
+    .sign(agent.key())
+    .unwrap();
+    agent.stamp("first", Map::new()).unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("a/events.db")).unwrap();
+    let err = store.append(&[stale.clone()]).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { expected: 1, found: 2 }), "{err}");
+    // Same seq as the head +1 but a different prev_hash: a fork attempt.
+    let fork = Event {
+        seq: 2,
+        ..stale.event().clone()
+    }
+    .sign(agent.key())
+    .unwrap();
+    let err = store.append(&[fork]).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("prev_hash")), "{err}");
+    assert_eq!(store.len(&id).unwrap(), 2);
+    // Another agent's event cannot enter this chain.
+    let other = Home::new(dir.path().join("b")).init(None, None, KdfParams::DEFAULT).unwrap();
+    let foreign = Event {
+        agent_id: other.key().agent_id().clone(),
+        ..stale.event().clone()
+    }
+    .sign(other.key())
+    .unwrap();
+    let err = store.append_with(&id, &mut |_| Ok(vec![foreign.clone()])).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("belongs to agent")), "{err}");
+    assert_eq!(store.len(&id).unwrap(), 2);
+}
+
+#[test]
+fn stored_events_cannot_be_updated_or_deleted_through_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = agent_in(dir.path());
+    agent.stamp("x", Map::new()).unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("a/events.db")).unwrap();
+    let e = conn.execute("UPDATE events SET body = x'00' WHERE seq = 1", []).unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let e = conn.execute("DELETE FROM events", []).unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+}
+
+#[test]
+fn an_edited_store_is_detected_and_names_the_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = agent_in(dir.path());
+    agent.stamp_batch((0..10).map(item).collect()).unwrap();
+    let id = agent.key().agent_id().clone();
+    drop(agent);
+    let db = dir.path().join("a/events.db");
+    {
+        // Someone with file access drops the guard and edits event 4.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TRIGGER events_no_update").unwrap();
+        let body: Vec<u8> = conn.query_row("SELECT body FROM events WHERE seq = 4", [], |r| r.get(0)).unwrap();
+        let edited = String::from_utf8(body).unwrap().replace("\"i\":3", "\"i\":4");
+        conn.execute("UPDATE events SET body = ?1 WHERE seq = 4", [edited.as_bytes()]).unwrap();
+    }
+    let store = SqliteStore::open(&db).unwrap();
+    let f = verify_store(&store, &id, SignatureMode::Batch, &mut |_| {}).unwrap().unwrap_err();
+    assert_eq!(f.seq, 4);
+    assert_eq!(f.reason, Reason::Signature);
+}
+
+#[test]
+fn foreign_and_corrupt_files_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not SQLite at all.
+    let junk = dir.path().join("junk.db");
+    fs::write(&junk, b"this is not a database, and it must stay exactly like this").unwrap();
+    let before = sha(&junk);
+    assert!(matches!(SqliteStore::open(&junk), Err(StoreError::NotAStore { .. })));
+    assert_eq!(sha(&junk), before);
+    // Another application's SQLite database.
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other).unwrap().execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();
+    let before = sha(&other);
+    let err = SqliteStore::open(&other).err().unwrap();
+    assert!(err.to_string().contains("another application"), "{err}");
+    assert_eq!(sha(&other), before);
+    // A real store whose pages were overwritten with garbage.
+    let mut agent = agent_in(dir.path());
+    agent.stamp_batch((0..500).map(item).collect()).unwrap();
+    drop(agent);
+    let db = dir.path().join("a/events.db");
+    let mut bytes = fs::read(&db).unwrap();
+    let len = bytes.len();
+    for b in &mut bytes[4096..len.min(4096 * 6)] {
+        *b = 0xa5;
+    }
+    fs::write(&db, &bytes).unwrap();
+    let before = sha(&db);
+    let outcome = SqliteStore::open(&db).and_then(|s| {
+        s.quick_check()?;
+        let id = s.agents()?.into_iter().next().ok_or(StoreError::Corrupt("no agents".into()))?;
+        verify_store(&s, &id, SignatureMode::Batch, &mut |_| {})?.map_err(|f| StoreError::Corrupt(f.to_string()))
+    });
+    assert!(outcome.is_err(), "garbage pages went unnoticed");
+    assert_eq!(sha(&db), before, "a corrupt store must not be modified");
+    // A missing store is reported as such.
+    assert!(matches!(SqliteStore::open(&dir.path().join("none.db")), Err(StoreError::NotFound(_))));
+}
+
+#[test]
+fn init_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path().join("a"));
+    home.init(Some("one"), None, KdfParams::DEFAULT).unwrap();
+    let key_before = sha(&home.key_path());
+    assert!(home.init(Some("two"), None, KdfParams::DEFAULT).is_err());
+    assert_eq!(sha(&home.key_path()), key_before);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(home.key_path()).unwrap().permissions().mode() & 0o777, 0o600);
+}

@@ -51,7 +51,8 @@ fn per_sec(n: u64, d: Duration) -> f64 {
 
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
-    let scratch = tempfile::tempdir().map_err(|e| CliError::io(format!("cannot create a scratch directory: {e}")))?;
+    let scratch = tempfile::tempdir()
+        .map_err(|e| CliError::io(format!("cannot create a scratch directory: {e}")))?;
     let home = Home::new(scratch.path().join("agent"));
     let mut agent = home.init(Some("bench"), None, KdfParams::DEFAULT)?;
     let say = |s: &str| {
@@ -79,16 +80,24 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
     }
     let batch_rate = per_sec(n_floor / 64 * 64, t.elapsed());
     if !(ok && batch_ok) {
-        return Err(CliError::new(Code::VerifyFailed, "floor signatures failed to verify"));
+        return Err(CliError::new(
+            Code::VerifyFailed,
+            "floor signatures failed to verify",
+        ));
     }
 
-    say(&format!("appending {} events in batches of {}…", args.events, args.batch));
+    say(&format!(
+        "appending {} events in batches of {}…",
+        args.events, args.batch
+    ));
     let pb = crate::spinner("appending");
     let t = Instant::now();
     let mut done = 0u64;
     while done < args.events {
         let n = args.batch.min(args.events - done);
-        let items = (done..done + n).map(|i| ("tool_call".to_owned(), payload(i))).collect();
+        let items = (done..done + n)
+            .map(|i| ("tool_call".to_owned(), payload(i)))
+            .collect();
         agent.stamp_batch(items)?;
         done += n;
         pb.set_position(done);
@@ -113,9 +122,11 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
     let t = Instant::now();
     let mut v = ExportVerifier::new(SignatureMode::Batch, true);
     for line in export.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        v.push_line(line).map_err(|e| CliError::new(Code::VerifyFailed, e.to_string()))?;
+        v.push_line(line)
+            .map_err(|e| CliError::new(Code::VerifyFailed, e.to_string()))?;
     }
-    v.finish().map_err(|e| CliError::new(Code::VerifyFailed, e.to_string()))?;
+    v.finish()
+        .map_err(|e| CliError::new(Code::VerifyFailed, e.to_string()))?;
     let export_verify_time = t.elapsed();
 
     say(&format!("timing {} single-event appends…", args.single));
@@ -148,7 +159,10 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-    println!("accord bench — {} events, one thread, durable (fsync per batch)", crate::group_digits(events));
+    println!(
+        "accord bench — {} events, one thread, durable (fsync per batch)",
+        crate::group_digits(events)
+    );
     println!(
         "  append, batches of {:<6}  {:>10.0} events/s   (floor: Ed25519 sign {:.0}/s → {:.0}% of it)",
         args.batch,
@@ -168,7 +182,10 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         verify_rate,
         100.0 * f("verify_store_strict_events_per_s") / verify_rate
     );
-    println!("  verify export file         {:>10.0} events/s", f("verify_export_events_per_s"));
+    println!(
+        "  verify export file         {:>10.0} events/s",
+        f("verify_export_events_per_s")
+    );
     println!(
         "  single append latency      p50 {:.0} µs, p99 {:.0} µs (one transaction + fsync each)",
         f("single_append_p50_us"),

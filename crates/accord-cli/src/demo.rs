@@ -21,7 +21,8 @@ fn obj(v: Value) -> Map<String, Value> {
 
 /// Runs the demo; fails (exit 1) if any tampering goes unnoticed.
 pub fn run() -> Result<(), CliError> {
-    let scratch = tempfile::tempdir().map_err(|e| CliError::io(format!("cannot create a scratch directory: {e}")))?;
+    let scratch = tempfile::tempdir()
+        .map_err(|e| CliError::io(format!("cannot create a scratch directory: {e}")))?;
     let home = Home::new(scratch.path().join("agent"));
 
     println!("1. Create an agent (throwaway key, unencrypted; real agents use `accord init`)");
@@ -33,21 +34,50 @@ pub fn run() -> Result<(), CliError> {
 
     println!("\n2. Stamp what the agent does: each event signed and linked to the previous one");
     let steps = [
-        ("task_received", json!({"task_id": "T-1042", "from": "user", "summary": "quarterly risk report"})),
-        ("tool_call", json!({"task_id": "T-1042", "tool": "sql", "query_hash": "9f2c41e0"})),
-        ("tool_result", json!({"task_id": "T-1042", "rows": 1204, "amount_cents": 1250000})),
-        ("handoff_prepared", json!({"task_id": "T-1042", "to": "executor", "pages": 12})),
-        ("task_completed", json!({"task_id": "T-1042", "status": "done"})),
+        (
+            "task_received",
+            json!({"task_id": "T-1042", "from": "user", "summary": "quarterly risk report"}),
+        ),
+        (
+            "tool_call",
+            json!({"task_id": "T-1042", "tool": "sql", "query_hash": "9f2c41e0"}),
+        ),
+        (
+            "tool_result",
+            json!({"task_id": "T-1042", "rows": 1204, "amount_cents": 1250000}),
+        ),
+        (
+            "handoff_prepared",
+            json!({"task_id": "T-1042", "to": "executor", "pages": 12}),
+        ),
+        (
+            "task_completed",
+            json!({"task_id": "T-1042", "status": "done"}),
+        ),
     ];
     for (t, p) in steps {
         let ev = agent.stamp(t, obj(p))?;
-        println!("   seq {}  {:<17} {}", ev.seq(), t, &ev.hash().to_hex()[..16]);
+        println!(
+            "   seq {}  {:<17} {}",
+            ev.seq(),
+            t,
+            &ev.hash().to_hex()[..16]
+        );
     }
 
     println!("\n3. Verify the agent's own store");
     match verify_store(agent.store(), &id, SignatureMode::Batch, &mut |_| {})? {
-        Ok(s) => println!("   chain verified — {} events, head {}", s.events, &s.head_hash.to_hex()[..16]),
-        Err(f) => return Err(CliError::new(Code::VerifyFailed, format!("demo chain failed to verify: {f}"))),
+        Ok(s) => println!(
+            "   chain verified — {} events, head {}",
+            s.events,
+            &s.head_hash.to_hex()[..16]
+        ),
+        Err(f) => {
+            return Err(CliError::new(
+                Code::VerifyFailed,
+                format!("demo chain failed to verify: {f}"),
+            ));
+        }
     }
 
     println!("\n4. Export it (JSON lines + signed seal) and verify the file offline");
@@ -63,11 +93,18 @@ pub fn run() -> Result<(), CliError> {
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             v.push_line(line).map_err(|e| e.to_string())?;
         }
-        v.finish().map(|r| format!("{} events, seal valid", r.summary.events)).map_err(|e| e.to_string())
+        v.finish()
+            .map(|r| format!("{} events, seal valid", r.summary.events))
+            .map_err(|e| e.to_string())
     };
     match check(&original) {
         Ok(s) => println!("   {} — {s}", export_path.display()),
-        Err(e) => return Err(CliError::new(Code::VerifyFailed, format!("demo export failed to verify: {e}"))),
+        Err(e) => {
+            return Err(CliError::new(
+                Code::VerifyFailed,
+                format!("demo export failed to verify: {e}"),
+            ));
+        }
     }
 
     println!("\n5. Tamper with a copy: change one number in event seq 3 (rows 1204 -> 1205)");
@@ -96,8 +133,13 @@ pub fn run() -> Result<(), CliError> {
     }
 
     if !all_caught {
-        return Err(CliError::new(Code::VerifyFailed, "demo: tampering went unnoticed"));
+        return Err(CliError::new(
+            Code::VerifyFailed,
+            "demo: tampering went unnoticed",
+        ));
     }
-    println!("\nDone. Try it on your own agent: accord init, accord stamp, accord export, accord verify FILE.");
+    println!(
+        "\nDone. Try it on your own agent: accord init, accord stamp, accord export, accord verify FILE."
+    );
     Ok(())
 }

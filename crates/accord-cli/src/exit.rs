@@ -69,7 +69,9 @@ impl fmt::Display for CliError {
 impl From<HomeError> for CliError {
     fn from(e: HomeError) -> Self {
         let code = match &e {
-            HomeError::NoIdentity(_) | HomeError::AlreadyExists(_) | HomeError::KeyFile { .. } => Code::Identity,
+            HomeError::NoIdentity(_) | HomeError::AlreadyExists(_) | HomeError::KeyFile { .. } => {
+                Code::Identity
+            }
             HomeError::Store(s) => return store_error(s, e.to_string()),
             HomeError::Random(_) | HomeError::Io(_) => Code::Io,
             _ => Code::Io,

@@ -16,14 +16,26 @@ pub fn read_all(file: Option<&Path>, limit: usize) -> Result<Vec<u8>, CliError> 
     let mut buf = Vec::new();
     let (name, res) = match file {
         Some(p) => {
-            let f = File::open(p).map_err(|e| CliError::input(format!("cannot open {}: {e}", p.display())))?;
-            (p.display().to_string(), f.take(limit as u64 + 1).read_to_end(&mut buf))
+            let f = File::open(p)
+                .map_err(|e| CliError::input(format!("cannot open {}: {e}", p.display())))?;
+            (
+                p.display().to_string(),
+                f.take(limit as u64 + 1).read_to_end(&mut buf),
+            )
         }
-        None => ("stdin".to_owned(), io::stdin().lock().take(limit as u64 + 1).read_to_end(&mut buf)),
+        None => (
+            "stdin".to_owned(),
+            io::stdin()
+                .lock()
+                .take(limit as u64 + 1)
+                .read_to_end(&mut buf),
+        ),
     };
     res.map_err(|e| CliError::input(format!("cannot read {name}: {e}")))?;
     if buf.len() > limit {
-        return Err(CliError::input(format!("{name} is larger than the {limit}-byte limit")));
+        return Err(CliError::input(format!(
+            "{name} is larger than the {limit}-byte limit"
+        )));
     }
     Ok(buf)
 }
@@ -39,7 +51,11 @@ pub struct Lines<R> {
 impl<R: BufRead> Lines<R> {
     /// Lines of `reader`, each at most `max` bytes.
     pub fn new(reader: R, max: usize) -> Self {
-        Lines { reader, max, line_no: 0 }
+        Lines {
+            reader,
+            max,
+            line_no: 0,
+        }
     }
 
     /// 1-based number of the last line returned.
@@ -101,7 +117,9 @@ pub fn parse_stamp_line(line: &[u8]) -> Result<(String, Map<String, Value>), Str
         Some(_) => return Err("payload: must be a JSON object".into()),
     };
     if let Some(k) = obj.keys().next() {
-        return Err(format!("unknown member {k:?} (expected only \"type\" and \"payload\")"));
+        return Err(format!(
+            "unknown member {k:?} (expected only \"type\" and \"payload\")"
+        ));
     }
     Ok((event_type, payload))
 }

@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::exit::{Code, CliError};
+use crate::exit::{CliError, Code};
 
 /// Accord: provable, private handoffs between AI agents.
 ///
@@ -28,8 +28,10 @@ use crate::exit::{Code, CliError};
 /// hash-chained events that anyone can verify offline.
 #[derive(Parser)]
 #[command(name = "accord", version, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 verification failed, 2 usage, 3 invalid input, \
-4 identity (no agent / wrong passphrase / corrupt key), 5 store, 6 I/O.")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 verification failed, 2 usage, 3 invalid input, \
+4 identity (no agent / wrong passphrase / corrupt key), 5 store, 6 I/O."
+)]
 struct Cli {
     /// Agent home directory [default: $ACCORD_HOME, else ./.accord]
     #[arg(long, global = true, value_name = "DIR")]
@@ -142,13 +144,20 @@ fn main() -> ExitCode {
 }
 
 fn resolve_home(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os("ACCORD_HOME").filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(".accord"))
+    flag.or_else(|| {
+        std::env::var_os("ACCORD_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(|| PathBuf::from(".accord"))
 }
 
 fn run(home: &Home, command: Command) -> Result<(), CliError> {
     match command {
-        Command::Init { name, no_passphrase } => cmd_init(home, name, no_passphrase),
+        Command::Init {
+            name,
+            no_passphrase,
+        } => cmd_init(home, name, no_passphrase),
         Command::Id { out } => cmd_id(home, out.json),
         Command::Jcs { file } => cmd_jcs(file.as_deref()),
         Command::Stamp(args) => cmd_stamp(home, args),
@@ -160,7 +169,11 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
             allow_unsealed,
             out,
         } => {
-            let mode = if strict { SignatureMode::Strict } else { SignatureMode::Batch };
+            let mode = if strict {
+                SignatureMode::Strict
+            } else {
+                SignatureMode::Batch
+            };
             match file {
                 Some(f) => cmd_verify_file(&f, mode, !allow_unsealed, out.json),
                 None => cmd_verify_store(home, mode, out.json),
@@ -175,18 +188,31 @@ fn cmd_init(home: &Home, name: Option<String>, no_passphrase: bool) -> Result<()
     if let Some(n) = &name
         && (n.is_empty() || n.len() > 128 || n.chars().any(char::is_control))
     {
-        return Err(CliError::input("--name must be 1-128 characters without control characters"));
+        return Err(CliError::input(
+            "--name must be 1-128 characters without control characters",
+        ));
     }
     for p in [home.key_path(), home.store_path()] {
         if p.exists() {
             return Err(CliError::new(
                 Code::Identity,
-                format!("{} already exists; an existing identity is never overwritten (use another --home)", p.display()),
+                format!(
+                    "{} already exists; an existing identity is never overwritten (use another --home)",
+                    p.display()
+                ),
             ));
         }
     }
-    let passphrase = if no_passphrase { None } else { Some(new_passphrase()?) };
-    let agent = home.init(name.as_deref(), passphrase.as_ref().map(|p| p.as_bytes()), KdfParams::DEFAULT)?;
+    let passphrase = if no_passphrase {
+        None
+    } else {
+        Some(new_passphrase()?)
+    };
+    let agent = home.init(
+        name.as_deref(),
+        passphrase.as_ref().map(|p| p.as_bytes()),
+        KdfParams::DEFAULT,
+    )?;
     let key = agent.key();
     println!("created agent {}", key.agent_id());
     println!("fingerprint  {}", key.public().fingerprint());
@@ -217,7 +243,14 @@ fn cmd_id(home: &Home, json: bool) -> Result<(), CliError> {
         println!("public_key   {}", info.public_key.to_b64());
         println!("name         {}", info.name.as_deref().unwrap_or("-"));
         println!("created_at   {}", info.created_at);
-        println!("key          {}", if info.encrypted { "encrypted (Argon2id + AES-256-GCM)" } else { "UNENCRYPTED" });
+        println!(
+            "key          {}",
+            if info.encrypted {
+                "encrypted (Argon2id + AES-256-GCM)"
+            } else {
+                "UNENCRYPTED"
+            }
+        );
     }
     Ok(())
 }
@@ -238,8 +271,10 @@ fn cmd_stamp(home: &Home, args: StampArgs) -> Result<(), CliError> {
     let event_type = args.event_type.unwrap_or_default();
     let payload: Map<String, Value> = match (&args.payload, &args.payload_file) {
         (Some(p), _) => event::payload_from_json(p.as_bytes())?,
-        (None, Some(f)) => event::payload_from_json(&input::read_all(Some(f), event::MAX_EVENT_BYTES)?)
-            .map_err(|e| CliError::input(format!("{}: {e}", f.display())))?,
+        (None, Some(f)) => {
+            event::payload_from_json(&input::read_all(Some(f), event::MAX_EVENT_BYTES)?)
+                .map_err(|e| CliError::input(format!("{}: {e}", f.display())))?
+        }
         (None, None) => Map::new(),
     };
     event::check_type(&event_type, 1)?;
@@ -278,7 +313,10 @@ fn stamp_stdin(home: &Home, batch: usize, json: bool) -> Result<(), CliError> {
     }
     progress.finish_and_clear();
     if json {
-        println!("{}", json!({ "appended": total, "first_seq": first, "last_seq": last }));
+        println!(
+            "{}",
+            json!({ "appended": total, "first_seq": first, "last_seq": last })
+        );
     } else {
         match (first, last) {
             (Some(a), Some(b)) => println!("appended {total} events (seq {a}..={b})"),
@@ -300,7 +338,9 @@ fn cmd_log(home: &Home, from: u64, to: Option<u64>, json: bool) -> Result<(), Cl
             match SignedEvent::from_canonical(body) {
                 Ok(ev) => {
                     let e = ev.event();
-                    let payload = String::from_utf8_lossy(&jcs::to_vec(&Value::Object(e.payload.clone()))).into_owned();
+                    let payload =
+                        String::from_utf8_lossy(&jcs::to_vec(&Value::Object(e.payload.clone())))
+                            .into_owned();
                     writeln!(
                         out,
                         "{:>6}  {}  {:<20}  {}  {}",
@@ -311,7 +351,10 @@ fn cmd_log(home: &Home, from: u64, to: Option<u64>, json: bool) -> Result<(), Cl
                         truncate(&payload, 100)
                     )
                 }
-                Err(e) => writeln!(out, "{seq:>6}  <unreadable event: {e}; run `accord verify`>"),
+                Err(e) => writeln!(
+                    out,
+                    "{seq:>6}  <unreadable event: {e}; run `accord verify`>"
+                ),
             }
         };
         if let Err(e) = res {
@@ -343,7 +386,11 @@ fn cmd_export(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliErr
                 opts.create_new(true);
             }
             let file = opts.open(path).map_err(|e| {
-                let hint = if e.kind() == io::ErrorKind::AlreadyExists { " (pass --force to replace it)" } else { "" };
+                let hint = if e.kind() == io::ErrorKind::AlreadyExists {
+                    " (pass --force to replace it)"
+                } else {
+                    ""
+                };
                 CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
             })?;
             let mut w = BufWriter::new(file);
@@ -359,7 +406,10 @@ fn cmd_export(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliErr
     };
     progress.finish_and_clear();
     if let Some(p) = out {
-        eprintln!("exported {count} events and a signed seal to {}", p.display());
+        eprintln!(
+            "exported {count} events and a signed seal to {}",
+            p.display()
+        );
     }
     Ok(())
 }
@@ -369,27 +419,44 @@ fn cmd_verify_store(home: &Home, mode: SignatureMode, json: bool) -> Result<(), 
     let store = home.open_store()?;
     store.quick_check()?;
     let progress = spinner("verifying");
-    let result = verify_store(&store, &info.agent_id, mode, &mut |n| progress.set_position(n))?;
+    let result = verify_store(&store, &info.agent_id, mode, &mut |n| {
+        progress.set_position(n)
+    })?;
     progress.finish_and_clear();
     match result {
         Ok(summary) => {
-            report_ok(json, &summary, None, &format!("store {}", store.path().display()));
+            report_ok(
+                json,
+                &summary,
+                None,
+                &format!("store {}", store.path().display()),
+            );
             Ok(())
         }
         Err(f) => report_failure(json, f.seq, None, &f.reason.to_string()),
     }
 }
 
-fn cmd_verify_file(path: &Path, mode: SignatureMode, require_seal: bool, json: bool) -> Result<(), CliError> {
-    let file = File::open(path).map_err(|e| CliError::input(format!("cannot open {}: {e}", path.display())))?;
+fn cmd_verify_file(
+    path: &Path,
+    mode: SignatureMode,
+    require_seal: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let file = File::open(path)
+        .map_err(|e| CliError::input(format!("cannot open {}: {e}", path.display())))?;
     let mut lines = input::Lines::new(io::BufReader::new(file), event::MAX_EVENT_BYTES);
     let mut verifier = ExportVerifier::new(mode, require_seal);
     let progress = spinner("verifying");
     let fail = |e: accord_core::ExportError| -> Result<(), CliError> {
         use accord_core::ExportError as E;
         match &e {
-            E::Chain { line, failure } => report_failure(json, failure.seq, Some(*line), &failure.reason.to_string()),
-            E::Seal { line, reason } => report_failure_msg(json, None, Some(*line), &format!("export seal: {reason}")),
+            E::Chain { line, failure } => {
+                report_failure(json, failure.seq, Some(*line), &failure.reason.to_string())
+            }
+            E::Seal { line, reason } => {
+                report_failure_msg(json, None, Some(*line), &format!("export seal: {reason}"))
+            }
             _ => report_failure_msg(json, None, None, &e.to_string()),
         }
     };
@@ -400,7 +467,12 @@ fn cmd_verify_file(path: &Path, mode: SignatureMode, require_seal: bool, json: b
             Err(e) => {
                 progress.finish_and_clear();
                 // An over-long or unreadable line is a broken export, not a usage error.
-                return report_failure_msg(json, Some(verifier.count()), Some(lines.line_no()), &e.message);
+                return report_failure_msg(
+                    json,
+                    Some(verifier.count()),
+                    Some(lines.line_no()),
+                    &e.message,
+                );
             }
         };
         if let Err(e) = verifier.push_line(&line) {
@@ -408,14 +480,19 @@ fn cmd_verify_file(path: &Path, mode: SignatureMode, require_seal: bool, json: b
             return fail(e);
         }
         let n = verifier.count();
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress.set_position(n);
         }
     }
     progress.finish_and_clear();
     match verifier.finish() {
         Ok(report) => {
-            report_ok(json, &report.summary, Some(report.seal.is_some()), &path.display().to_string());
+            report_ok(
+                json,
+                &report.summary,
+                Some(report.seal.is_some()),
+                &path.display().to_string(),
+            );
             Ok(())
         }
         Err(e) => fail(e),
@@ -456,7 +533,12 @@ fn report_failure(json: bool, seq: u64, line: Option<u64>, reason: &str) -> Resu
     report_failure_msg(json, Some(seq), line, reason)
 }
 
-fn report_failure_msg(json: bool, seq: Option<u64>, line: Option<u64>, reason: &str) -> Result<(), CliError> {
+fn report_failure_msg(
+    json: bool,
+    seq: Option<u64>,
+    line: Option<u64>,
+    reason: &str,
+) -> Result<(), CliError> {
     let mut msg = String::from("verification FAILED");
     if let Some(s) = seq {
         msg.push_str(&format!(" at event seq {s}"));
@@ -466,14 +548,21 @@ fn report_failure_msg(json: bool, seq: Option<u64>, line: Option<u64>, reason: &
     }
     msg.push_str(&format!(": {reason}"));
     if json {
-        println!("{}", json!({ "ok": false, "seq": seq, "line": line, "reason": reason }));
+        println!(
+            "{}",
+            json!({ "ok": false, "seq": seq, "line": line, "reason": reason })
+        );
     }
     Err(CliError::new(Code::VerifyFailed, msg))
 }
 
 fn open_agent(home: &Home) -> Result<accord_store::Agent, CliError> {
     let info = home.info()?;
-    let passphrase = if info.encrypted { Some(existing_passphrase()?) } else { None };
+    let passphrase = if info.encrypted {
+        Some(existing_passphrase()?)
+    } else {
+        None
+    };
     Ok(home.open(passphrase.as_ref().map(|p| p.as_bytes()))?)
 }
 
@@ -489,15 +578,22 @@ fn existing_passphrase() -> Result<zeroizing::Secret, CliError> {
     }
     rpassword::prompt_password("passphrase: ")
         .map(zeroizing::Secret::new)
-        .map_err(|e| CliError::new(Code::Identity, format!("cannot read passphrase: {e} (set ACCORD_PASSPHRASE)")))
+        .map_err(|e| {
+            CliError::new(
+                Code::Identity,
+                format!("cannot read passphrase: {e} (set ACCORD_PASSPHRASE)"),
+            )
+        })
 }
 
 fn new_passphrase() -> Result<zeroizing::Secret, CliError> {
     let p = if let Some(p) = std::env::var_os("ACCORD_PASSPHRASE") {
         zeroizing::Secret::from_os(p)?
     } else if io::stderr().is_terminal() {
-        let a = rpassword::prompt_password("new passphrase: ").map_err(|e| CliError::io(e.to_string()))?;
-        let b = rpassword::prompt_password("repeat passphrase: ").map_err(|e| CliError::io(e.to_string()))?;
+        let a = rpassword::prompt_password("new passphrase: ")
+            .map_err(|e| CliError::io(e.to_string()))?;
+        let b = rpassword::prompt_password("repeat passphrase: ")
+            .map_err(|e| CliError::io(e.to_string()))?;
         if a != b {
             return Err(CliError::input("the passphrases differ"));
         }
@@ -556,7 +652,8 @@ pub(crate) fn spinner(what: &str) -> ProgressBar {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {human_pos} events ({per_sec})").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} {msg} {human_pos} events ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     pb.set_message(what.to_owned());
     pb
@@ -576,7 +673,7 @@ pub(crate) fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -585,7 +682,11 @@ pub(crate) fn group_digits(n: u64) -> String {
 }
 
 fn ignore_broken_pipe(e: io::Error) -> io::Result<()> {
-    if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) }
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 /// Reads a whole file, for commands that must edit scratch copies.
@@ -596,4 +697,3 @@ pub(crate) fn read_file(p: &Path) -> Result<Vec<u8>, CliError> {
         .map_err(|e| CliError::io(format!("cannot read {}: {e}", p.display())))?;
     Ok(buf)
 }
-

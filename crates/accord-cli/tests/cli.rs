@@ -37,10 +37,19 @@ impl Env {
         self.cmd(args).output().unwrap()
     }
     fn run_pw(&self, pw: &str, args: &[&str]) -> Output {
-        self.cmd(args).env("ACCORD_PASSPHRASE", pw).output().unwrap()
+        self.cmd(args)
+            .env("ACCORD_PASSPHRASE", pw)
+            .output()
+            .unwrap()
     }
     fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         child.stdin.take().unwrap().write_all(input).unwrap();
         child.wait_with_output().unwrap()
     }
@@ -65,12 +74,19 @@ fn ok(o: &Output) -> String {
 }
 #[track_caller]
 fn fails(o: &Output, want: i32, needle: &str) {
-    assert_eq!(code(o), want, "stdout: {}\nstderr: {}", stdout(o), stderr(o));
+    assert_eq!(
+        code(o),
+        want,
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
     let all = format!("{}{}", stdout(o), stderr(o));
     assert!(all.contains(needle), "expected {needle:?} in:\n{all}");
 }
 fn json(o: &Output) -> Value {
-    serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+    serde_json::from_str(stdout(o).trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
 }
 fn sha(p: &Path) -> String {
     accord_core::Hash32::of(&fs::read(p).unwrap()).to_hex()
@@ -89,7 +105,10 @@ fn init_and_id() {
     assert_eq!(id["name"], "tester");
     assert_eq!(id["encrypted"], false);
     let human = ok(&env.run(&["id"]));
-    assert!(human.contains(agent_id) && human.contains("UNENCRYPTED"), "{human}");
+    assert!(
+        human.contains(agent_id) && human.contains("UNENCRYPTED"),
+        "{human}"
+    );
     // Asking twice gives the same identity.
     assert_eq!(json(&env.run(&["id", "--json"])), id);
 }
@@ -135,12 +154,22 @@ fn encrypted_key_passphrase_paths() {
     ok(&env.run_pw("correct horse", &["init", "--name", "enc"]));
     let key = env.home().join("identity.json");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let text = fs::read_to_string(&key).unwrap();
-    assert!(text.contains("\"kdf\":\"argon2id\"") && text.contains("\"m_cost_kib\":65536"), "{text}");
+    assert!(
+        text.contains("\"kdf\":\"argon2id\"") && text.contains("\"m_cost_kib\":65536"),
+        "{text}"
+    );
     assert_eq!(json(&env.run(&["id", "--json"]))["encrypted"], true);
     ok(&env.run_pw("correct horse", &["stamp", "note"]));
-    fails(&env.run_pw("wrong horse", &["stamp", "note"]), 4, "wrong passphrase");
+    fails(
+        &env.run_pw("wrong horse", &["stamp", "note"]),
+        4,
+        "wrong passphrase",
+    );
     fails(&env.run(&["stamp", "note"]), 4, "ACCORD_PASSPHRASE");
     // Reading and verifying need no passphrase.
     ok(&env.run(&["verify"]));
@@ -166,22 +195,62 @@ fn corrupt_key_file_and_unknown_home() {
 fn stamp_validates_input() {
     let env = Env::new();
     env.init();
-    let ev = json(&env.run(&["stamp", "tool_call", "--payload", r#"{"tool":"sql","rows":3}"#, "--json"]));
+    let ev = json(&env.run(&[
+        "stamp",
+        "tool_call",
+        "--payload",
+        r#"{"tool":"sql","rows":3}"#,
+        "--json",
+    ]));
     assert_eq!(ev["seq"], 1);
     assert_eq!(ev["type"], "tool_call");
     assert_eq!(ev["payload"]["rows"], 3);
-    fails(&env.run(&["stamp", "x", "--payload", "{not json"]), 3, "invalid JSON");
-    fails(&env.run(&["stamp", "x", "--payload", "[1,2]"]), 3, "must be a JSON object, got an array");
-    fails(&env.run(&["stamp", "x", "--payload", "\"text\""]), 3, "got a string");
-    fails(&env.run(&["stamp", "x", "--payload", r#"{"f":1.5}"#]), 3, "not an integer");
-    fails(&env.run(&["stamp", "x", "--payload", r#"{"a":1,"a":2}"#]), 3, "duplicate key");
-    fails(&env.run(&["stamp", "x", "--payload", r#"{"n":9007199254740992}"#]), 3, "2^53");
+    fails(
+        &env.run(&["stamp", "x", "--payload", "{not json"]),
+        3,
+        "invalid JSON",
+    );
+    fails(
+        &env.run(&["stamp", "x", "--payload", "[1,2]"]),
+        3,
+        "must be a JSON object, got an array",
+    );
+    fails(
+        &env.run(&["stamp", "x", "--payload", "\"text\""]),
+        3,
+        "got a string",
+    );
+    fails(
+        &env.run(&["stamp", "x", "--payload", r#"{"f":1.5}"#]),
+        3,
+        "not an integer",
+    );
+    fails(
+        &env.run(&["stamp", "x", "--payload", r#"{"a":1,"a":2}"#]),
+        3,
+        "duplicate key",
+    );
+    fails(
+        &env.run(&["stamp", "x", "--payload", r#"{"n":9007199254740992}"#]),
+        3,
+        "2^53",
+    );
     fails(&env.run(&["stamp", "genesis"]), 3, "reserved");
     fails(&env.run(&["stamp", "has space"]), 3, "invalid");
-    fails(&env.run(&["stamp", "x", "--payload-file", "/nonexistent/p.json"]), 3, "cannot open");
+    fails(
+        &env.run(&["stamp", "x", "--payload-file", "/nonexistent/p.json"]),
+        3,
+        "cannot open",
+    );
     let pf = env.path("p.json");
     fs::write(&pf, br#"{"doc":"report","pages":12}"#).unwrap();
-    let ev = json(&env.run(&["stamp", "doc", "--payload-file", pf.to_str().unwrap(), "--json"]));
+    let ev = json(&env.run(&[
+        "stamp",
+        "doc",
+        "--payload-file",
+        pf.to_str().unwrap(),
+        "--json",
+    ]));
     assert_eq!(ev["payload"]["pages"], 12);
     fails(&env.run(&["stamp"]), 2, "required");
     // Nothing invalid was written: genesis + the two good events.
@@ -194,16 +263,29 @@ fn stamp_stdin_batches_and_names_bad_lines() {
     env.init();
     let mut input = String::new();
     for i in 0..2500 {
-        input.push_str(&format!("{{\"type\":\"bulk\",\"payload\":{{\"i\":{i}}}}}\n"));
+        input.push_str(&format!(
+            "{{\"type\":\"bulk\",\"payload\":{{\"i\":{i}}}}}\n"
+        ));
     }
-    let out = env.run_stdin(&["stamp", "--stdin", "--batch", "1000", "--json"], input.as_bytes());
+    let out = env.run_stdin(
+        &["stamp", "--stdin", "--batch", "1000", "--json"],
+        input.as_bytes(),
+    );
     let r = json(&out);
     assert_eq!(r["appended"], 2500);
     assert_eq!(r["first_seq"], 1);
     assert_eq!(r["last_seq"], 2500);
     let bad = "{\"type\":\"ok\"}\n{\"type\":\"x\",\"payload\":[1]}\n";
-    fails(&env.run_stdin(&["stamp", "--stdin"], bad.as_bytes()), 3, "stdin line 2");
-    fails(&env.run_stdin(&["stamp", "--stdin"], b"{\"type\":\"x\",\"extra\":1}\n"), 3, "unknown member");
+    fails(
+        &env.run_stdin(&["stamp", "--stdin"], bad.as_bytes()),
+        3,
+        "stdin line 2",
+    );
+    fails(
+        &env.run_stdin(&["stamp", "--stdin"], b"{\"type\":\"x\",\"extra\":1}\n"),
+        3,
+        "unknown member",
+    );
     // The failing batch wrote nothing.
     assert_eq!(json(&env.run(&["verify", "--json"]))["events"], 2501);
 }
@@ -216,11 +298,21 @@ fn log_ranges() {
         ok(&env.run(&["stamp", "step", "--payload", &format!("{{\"i\":{i}}}")]));
     }
     let out = ok(&env.run(&["log", "--from", "2", "--to", "4", "--json"]));
-    let seqs: Vec<u64> = out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
     assert_eq!(seqs, vec![2, 3, 4]);
     let human = ok(&env.run(&["log"]));
     assert_eq!(human.lines().count(), 6);
-    assert!(human.contains("genesis") && human.contains("{\"i\":4}"), "{human}");
+    assert!(
+        human.contains("genesis") && human.contains("{\"i\":4}"),
+        "{human}"
+    );
 }
 
 #[test]
@@ -232,7 +324,11 @@ fn jcs_command() {
     assert_eq!(out, "{\"a\":null,\"b\":[1,20,\"é\"]}\n");
     let out = env.run_stdin(&["jcs"], b"{\"z\":1,\"y\":{\"x\":true}}");
     assert_eq!(ok(&out), "{\"y\":{\"x\":true},\"z\":1}\n");
-    fails(&env.run_stdin(&["jcs"], b"{\"a\":1,\"a\":2}"), 3, "duplicate key");
+    fails(
+        &env.run_stdin(&["jcs"], b"{\"a\":1,\"a\":2}"),
+        3,
+        "duplicate key",
+    );
     fails(&env.run_stdin(&["jcs"], b"{\"a\":"), 3, "invalid JSON");
     fails(&env.run(&["jcs", "/nonexistent.json"]), 3, "cannot open");
 }
@@ -246,7 +342,11 @@ fn export_verify_and_tamper() {
     }
     let file = env.path("chain.jsonl");
     ok(&env.run(&["export", "--out", file.to_str().unwrap()]));
-    fails(&env.run(&["export", "--out", file.to_str().unwrap()]), 6, "--force");
+    fails(
+        &env.run(&["export", "--out", file.to_str().unwrap()]),
+        6,
+        "--force",
+    );
     ok(&env.run(&["export", "--out", file.to_str().unwrap(), "--force"]));
     // Export to stdout is the same chain (the seal's time differs).
     let stdout_export = ok(&env.run(&["export"]));
@@ -258,7 +358,9 @@ fn export_verify_and_tamper() {
     assert_eq!(r["ok"], true);
     assert_eq!(r["events"], 21);
     assert_eq!(r["sealed"], true);
-    assert!(ok(&env.run(&["verify", file.to_str().unwrap()])).contains("chain verified — 21 events"));
+    assert!(
+        ok(&env.run(&["verify", file.to_str().unwrap()])).contains("chain verified — 21 events")
+    );
     ok(&env.run(&["verify", file.to_str().unwrap(), "--strict"]));
 
     // One changed byte in event 7's payload.
@@ -275,35 +377,68 @@ fn export_verify_and_tamper() {
     let mut lines: Vec<&str> = file_text.lines().collect();
     lines.remove(20);
     fs::write(&tampered, lines.join("\n") + "\n").unwrap();
-    fails(&env.run(&["verify", tampered.to_str().unwrap()]), 1, "events were removed or added");
+    fails(
+        &env.run(&["verify", tampered.to_str().unwrap()]),
+        1,
+        "events were removed or added",
+    );
     // Seal removed: refused unless explicitly allowed.
     let mut lines: Vec<&str> = file_text.lines().collect();
     lines.pop();
     fs::write(&tampered, lines.join("\n") + "\n").unwrap();
-    fails(&env.run(&["verify", tampered.to_str().unwrap()]), 1, "no seal line");
-    assert!(ok(&env.run(&["verify", tampered.to_str().unwrap(), "--allow-unsealed"])).contains("NOT sealed"));
+    fails(
+        &env.run(&["verify", tampered.to_str().unwrap()]),
+        1,
+        "no seal line",
+    );
+    assert!(
+        ok(&env.run(&["verify", tampered.to_str().unwrap(), "--allow-unsealed"]))
+            .contains("NOT sealed")
+    );
     // Garbage and oversized lines are verification failures, not crashes.
     fs::write(&tampered, b"\x00\xff garbage\n").unwrap();
-    fails(&env.run(&["verify", tampered.to_str().unwrap()]), 1, "seq 0 (line 1)");
+    fails(
+        &env.run(&["verify", tampered.to_str().unwrap()]),
+        1,
+        "seq 0 (line 1)",
+    );
     fs::write(&tampered, vec![b'x'; 3 << 20]).unwrap();
-    fails(&env.run(&["verify", tampered.to_str().unwrap()]), 1, "longer than");
-    fails(&env.run(&["verify", "/nonexistent/file.jsonl"]), 3, "cannot open");
+    fails(
+        &env.run(&["verify", tampered.to_str().unwrap()]),
+        1,
+        "longer than",
+    );
+    fails(
+        &env.run(&["verify", "/nonexistent/file.jsonl"]),
+        3,
+        "cannot open",
+    );
 }
 
 #[test]
 fn verify_own_store_names_edited_event_and_refuses_corrupt_store() {
     let env = Env::new();
     env.init();
-    let input: String = (0..50).map(|i| format!("{{\"type\":\"s\",\"payload\":{{\"i\":{i}}}}}\n")).collect();
+    let input: String = (0..50)
+        .map(|i| format!("{{\"type\":\"s\",\"payload\":{{\"i\":{i}}}}}\n"))
+        .collect();
     ok(&env.run_stdin(&["stamp", "--stdin"], input.as_bytes()));
     assert!(ok(&env.run(&["verify"])).contains("51 events"));
     let db = env.home().join("events.db");
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute_batch("DROP TRIGGER events_no_update").unwrap();
-        let body: Vec<u8> = conn.query_row("SELECT body FROM events WHERE seq = 33", [], |r| r.get(0)).unwrap();
-        let edited = String::from_utf8(body).unwrap().replace("\"i\":32", "\"i\":99");
-        conn.execute("UPDATE events SET body = ?1 WHERE seq = 33", [edited.as_bytes()]).unwrap();
+        let body: Vec<u8> = conn
+            .query_row("SELECT body FROM events WHERE seq = 33", [], |r| r.get(0))
+            .unwrap();
+        let edited = String::from_utf8(body)
+            .unwrap()
+            .replace("\"i\":32", "\"i\":99");
+        conn.execute(
+            "UPDATE events SET body = ?1 WHERE seq = 33",
+            [edited.as_bytes()],
+        )
+        .unwrap();
     }
     let out = env.run(&["verify", "--json"]);
     fails(&out, 1, "seq 33");
@@ -321,7 +456,10 @@ fn verify_own_store_names_edited_event_and_refuses_corrupt_store() {
 fn demo_and_bench_run() {
     let env = Env::new();
     let out = ok(&env.run(&["demo"]));
-    assert!(out.contains("caught: line 4: event seq 3: signature"), "{out}");
+    assert!(
+        out.contains("caught: line 4: event seq 3: signature"),
+        "{out}"
+    );
     assert!(out.contains("events were removed or added"), "{out}");
     let r = json(&env.run(&["bench", "--events", "1000", "--single", "10", "--json"]));
     assert_eq!(r["events"], 1001);
@@ -333,7 +471,11 @@ fn demo_and_bench_run() {
 fn usage_errors_exit_2() {
     let env = Env::new();
     fails(&env.run(&["frobnicate"]), 2, "unrecognized subcommand");
-    fails(&env.run(&["log", "--from", "minus-one"]), 2, "invalid value");
+    fails(
+        &env.run(&["log", "--from", "minus-one"]),
+        2,
+        "invalid value",
+    );
     assert!(ok(&env.run(&["--help"])).contains("Exit codes"));
 }
 
@@ -356,7 +498,10 @@ fn killed_mid_batch_store_still_verifies() {
         let mut stdin = child.stdin.take().unwrap();
         let writer = std::thread::spawn(move || {
             for i in 0..1_000_000u64 {
-                let line = format!("{{\"type\":\"load\",\"payload\":{{\"i\":{i},\"pad\":\"{}\"}}}}\n", "x".repeat(200));
+                let line = format!(
+                    "{{\"type\":\"load\",\"payload\":{{\"i\":{i},\"pad\":\"{}\"}}}}\n",
+                    "x".repeat(200)
+                );
                 if stdin.write_all(line.as_bytes()).is_err() {
                     break;
                 }
@@ -381,7 +526,11 @@ fn killed_mid_batch_store_still_verifies() {
         let n = r["events"].as_u64().unwrap();
         assert!(n > last_count, "round {round}: no progress ({n} events)");
         // Batches are all or nothing: genesis + whole batches of 500.
-        assert_eq!((n - 1) % 500, 0, "round {round}: a partial batch is visible ({n} events)");
+        assert_eq!(
+            (n - 1) % 500,
+            0,
+            "round {round}: a partial batch is visible ({n} events)"
+        );
         last_count = n;
     }
 }
@@ -410,7 +559,9 @@ fn concurrent_writers_do_not_fork_the_chain() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let input: String = (0..per).map(|i| format!("{{\"type\":\"w{w}\",\"payload\":{{\"i\":{i}}}}}\n")).collect();
+            let input: String = (0..per)
+                .map(|i| format!("{{\"type\":\"w{w}\",\"payload\":{{\"i\":{i}}}}}\n"))
+                .collect();
             let mut stdin = child.stdin.take().unwrap();
             std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
             child
@@ -423,7 +574,10 @@ fn concurrent_writers_do_not_fork_the_chain() {
     assert_eq!(r["events"], 1 + writers * per);
     let log = ok(&env.run(&["log", "--json"]));
     for w in 0..writers {
-        let n = log.lines().filter(|l| l.contains(&format!("\"type\":\"w{w}\""))).count();
+        let n = log
+            .lines()
+            .filter(|l| l.contains(&format!("\"type\":\"w{w}\"")))
+            .count();
         assert_eq!(n, per as usize, "writer {w}");
     }
 }

@@ -99,7 +99,10 @@ impl fmt::Display for Reason {
             Reason::Event(e) => write!(f, "{e}"),
             Reason::NoGenesis => write!(f, "the chain does not start with a genesis event (seq 0)"),
             Reason::AgentMismatch { expected, found } => {
-                write!(f, "agent_id {found} does not match the chain's agent {expected}")
+                write!(
+                    f,
+                    "agent_id {found} does not match the chain's agent {expected}"
+                )
             }
             Reason::Seq { expected, found } => write!(
                 f,
@@ -109,15 +112,27 @@ impl fmt::Display for Reason {
                 f,
                 "prev_hash {found} does not match the previous event's hash {expected} (the previous event was changed, removed or replaced)"
             ),
-            Reason::Signature => write!(f, "signature does not verify under the agent's public key (content was changed)"),
+            Reason::Signature => write!(
+                f,
+                "signature does not verify under the agent's public key (content was changed)"
+            ),
             Reason::DuplicateNonce { first_seq } => {
-                write!(f, "nonce already used by event seq {first_seq} (replayed event)")
+                write!(
+                    f,
+                    "nonce already used by event seq {first_seq} (replayed event)"
+                )
             }
             Reason::TimeWentBack { previous, this } => {
-                write!(f, "timestamp {this} is earlier than the previous event's {previous}")
+                write!(
+                    f,
+                    "timestamp {this} is earlier than the previous event's {previous}"
+                )
             }
             Reason::WrongAgent { expected, found } => {
-                write!(f, "this chain belongs to agent {found}, not the expected {expected}")
+                write!(
+                    f,
+                    "this chain belongs to agent {found}, not the expected {expected}"
+                )
             }
         }
     }
@@ -397,14 +412,16 @@ impl ChainVerifier {
         }
         self.settle()?;
         match (self.agent, self.key, self.first_ts, self.last_ts) {
-            (Some(agent_id), Some(public_key), Some(first_timestamp), Some(last_timestamp)) => Ok(Summary {
-                agent_id,
-                public_key,
-                events: self.next_seq,
-                head_hash: self.prev_hash,
-                first_timestamp,
-                last_timestamp,
-            }),
+            (Some(agent_id), Some(public_key), Some(first_timestamp), Some(last_timestamp)) => {
+                Ok(Summary {
+                    agent_id,
+                    public_key,
+                    events: self.next_seq,
+                    head_hash: self.prev_hash,
+                    first_timestamp,
+                    last_timestamp,
+                })
+            }
             _ => Err(Failure {
                 index: 0,
                 seq: 0,

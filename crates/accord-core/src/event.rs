@@ -56,7 +56,9 @@ pub enum EventError {
     #[error("payload: {0}")]
     Payload(String),
     /// The type is empty, too long, reserved or has characters outside `[A-Za-z0-9_.:/-]`.
-    #[error("event type {0:?} is invalid: use 1-64 characters of A-Z a-z 0-9 _ . : / - (\"genesis\" is reserved for seq 0)")]
+    #[error(
+        "event type {0:?} is invalid: use 1-64 characters of A-Z a-z 0-9 _ . : / - (\"genesis\" is reserved for seq 0)"
+    )]
     Type(String),
     /// Genesis / public_key rules broken.
     #[error("{0}")]
@@ -103,7 +105,8 @@ pub struct Event {
 pub fn check_type(t: &str, seq: u64) -> Result<(), EventError> {
     let ok_chars = !t.is_empty()
         && t.len() <= MAX_TYPE_LEN
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:/-".contains(&b));
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:/-".contains(&b));
     let reserved_ok = (seq == 0) == (t == GENESIS_TYPE);
     if ok_chars && reserved_ok {
         Ok(())
@@ -114,7 +117,12 @@ pub fn check_type(t: &str, seq: u64) -> Result<(), EventError> {
 
 impl Event {
     /// The genesis event of a new chain.
-    pub fn genesis(key: &PublicKey, timestamp: Timestamp, nonce: Uuid, payload: Map<String, Value>) -> Self {
+    pub fn genesis(
+        key: &PublicKey,
+        timestamp: Timestamp,
+        nonce: Uuid,
+        payload: Map<String, Value>,
+    ) -> Self {
         Event {
             agent_id: key.agent_id(),
             seq: 0,
@@ -136,7 +144,11 @@ impl Event {
         }
         match (&self.public_key, self.seq) {
             (Some(k), 0) => self.agent_id.check_key(k)?,
-            (None, 0) => return Err(EventError::Genesis("genesis event has no public_key".into())),
+            (None, 0) => {
+                return Err(EventError::Genesis(
+                    "genesis event has no public_key".into(),
+                ));
+            }
             (Some(_), _) => {
                 return Err(EventError::Genesis(
                     "public_key is allowed only in the genesis event".into(),
@@ -145,7 +157,9 @@ impl Event {
             (None, _) => {}
         }
         if self.seq == 0 && self.prev_hash != Hash32::ZERO {
-            return Err(EventError::Genesis("genesis prev_hash must be 64 zeros".into()));
+            return Err(EventError::Genesis(
+                "genesis prev_hash must be 64 zeros".into(),
+            ));
         }
         for v in self.payload.values() {
             jcs::check_signable(v).map_err(|e| EventError::Payload(e.to_string()))?;
@@ -190,7 +204,12 @@ fn write_unsigned(out: &mut Vec<u8>, e: &Event) -> usize {
     out.extend_from_slice(b",\"format\":\"");
     out.extend_from_slice(EVENT_FORMAT.as_bytes());
     out.extend_from_slice(b"\",\"nonce\":\"");
-    out.extend_from_slice(e.nonce.hyphenated().encode_lower(&mut Uuid::encode_buffer()).as_bytes());
+    out.extend_from_slice(
+        e.nonce
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
     out.extend_from_slice(b"\",\"payload\":");
     jcs::write_object(out, &e.payload);
     out.extend_from_slice(b",\"prev_hash\":\"");
@@ -261,7 +280,9 @@ impl SignedEvent {
     /// parsed from (which must be its canonical form).
     pub fn from_value(value: Value, bytes: &[u8]) -> Result<Self, EventError> {
         let Value::Object(mut obj) = value else {
-            return Err(EventError::Malformed("an event must be a JSON object".into()));
+            return Err(EventError::Malformed(
+                "an event must be a JSON object".into(),
+            ));
         };
         let format = take_str(&mut obj, "format")?;
         if format != EVENT_FORMAT {
@@ -272,15 +293,18 @@ impl SignedEvent {
         let nonce = Uuid::try_parse(&nonce_s)
             .ok()
             .filter(|u| u.hyphenated().to_string() == nonce_s)
-            .ok_or_else(|| EventError::Malformed("nonce is not a lower-case hyphenated UUID".into()))?;
+            .ok_or_else(|| {
+                EventError::Malformed("nonce is not a lower-case hyphenated UUID".into())
+            })?;
         let payload = match obj.remove("payload") {
             Some(Value::Object(m)) => m,
             Some(_) => return Err(EventError::Payload("must be a JSON object".into())),
             None => return Err(EventError::Malformed("missing member \"payload\"".into())),
         };
         let prev_s = take_str(&mut obj, "prev_hash")?;
-        let prev_hash = Hash32::from_hex(&prev_s)
-            .ok_or_else(|| EventError::Malformed("prev_hash is not 64 lower-case hex characters".into()))?;
+        let prev_hash = Hash32::from_hex(&prev_s).ok_or_else(|| {
+            EventError::Malformed("prev_hash is not 64 lower-case hex characters".into())
+        })?;
         let public_key = match obj.remove("public_key") {
             Some(Value::String(s)) => Some(PublicKey::from_b64(&s)?),
             Some(_) => return Err(EventError::Malformed("public_key must be a string".into())),
@@ -297,7 +321,9 @@ impl SignedEvent {
         let sig_s = take_str(&mut obj, "signature")?;
         let signature = decode_b64_exact::<64>(&sig_s)
             .map(|b| Signature::from_bytes(&b))
-            .ok_or_else(|| EventError::Malformed("signature is not 64 bytes of unpadded base64url".into()))?;
+            .ok_or_else(|| {
+                EventError::Malformed("signature is not 64 bytes of unpadded base64url".into())
+            })?;
         let timestamp = Timestamp::parse(&take_str(&mut obj, "timestamp")?)?;
         let event_type = take_str(&mut obj, "type")?;
         if let Some(extra) = obj.keys().next() {
@@ -373,7 +399,9 @@ impl SignedEvent {
 fn take_str(obj: &mut Map<String, Value>, name: &str) -> Result<String, EventError> {
     match obj.remove(name) {
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(EventError::Malformed(format!("member {name:?} must be a string"))),
+        Some(_) => Err(EventError::Malformed(format!(
+            "member {name:?} must be a string"
+        ))),
         None => Err(EventError::Malformed(format!("missing member {name:?}"))),
     }
 }
@@ -421,7 +449,9 @@ mod tests {
     #[test]
     fn sign_parse_round_trip() {
         let k = kp();
-        let g = Event::genesis(k.public(), ts(0), nonce(1), Map::new()).sign(&k).unwrap();
+        let g = Event::genesis(k.public(), ts(0), nonce(1), Map::new())
+            .sign(&k)
+            .unwrap();
         let parsed = SignedEvent::from_canonical(g.canonical()).unwrap();
         assert_eq!(parsed, g);
         assert_eq!(parsed.hash(), Hash32::of(g.canonical()));
@@ -436,12 +466,19 @@ mod tests {
     #[test]
     fn non_canonical_and_unknown_members_are_refused() {
         let k = kp();
-        let g = Event::genesis(k.public(), ts(0), nonce(1), Map::new()).sign(&k).unwrap();
+        let g = Event::genesis(k.public(), ts(0), nonce(1), Map::new())
+            .sign(&k)
+            .unwrap();
         let text = String::from_utf8(g.canonical().to_vec()).unwrap();
         let spaced = text.replacen(",", ", ", 1);
-        assert_eq!(SignedEvent::from_canonical(spaced.as_bytes()), Err(EventError::NotCanonical));
+        assert_eq!(
+            SignedEvent::from_canonical(spaced.as_bytes()),
+            Err(EventError::NotCanonical)
+        );
         let extra = text.replacen("{", "{\"a\":1,", 1);
-        assert!(matches!(SignedEvent::from_canonical(extra.as_bytes()), Err(EventError::Malformed(m)) if m.contains("unknown member")));
+        assert!(
+            matches!(SignedEvent::from_canonical(extra.as_bytes()), Err(EventError::Malformed(m)) if m.contains("unknown member"))
+        );
     }
 
     #[test]
@@ -461,8 +498,19 @@ mod tests {
     #[test]
     fn payload_rules() {
         assert!(payload_from_json(br#"{"n":1,"s":"x"}"#).is_ok());
-        for bad in [&br#"[1]"#[..], b"\"x\"", br#"{"f":1.5}"#, br#"{"a":1,"a":2}"#, b"{", br#"{"n":9007199254740992}"#] {
-            assert!(payload_from_json(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &br#"[1]"#[..],
+            b"\"x\"",
+            br#"{"f":1.5}"#,
+            br#"{"a":1,"a":2}"#,
+            b"{",
+            br#"{"n":9007199254740992}"#,
+        ] {
+            assert!(
+                payload_from_json(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

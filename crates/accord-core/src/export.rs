@@ -89,7 +89,9 @@ pub enum ExportError {
         reason: String,
     },
     /// The export has no seal, so a missing tail cannot be ruled out.
-    #[error("the export has no seal line: events at its end may have been removed (re-export with `accord export`, or pass --allow-unsealed to check the events alone)")]
+    #[error(
+        "the export has no seal line: events at its end may have been removed (re-export with `accord export`, or pass --allow-unsealed to check the events alone)"
+    )]
     Unsealed,
     /// Something follows the seal.
     #[error("line {0}: content after the export seal")]
@@ -204,10 +206,11 @@ impl ExportVerifier {
         };
         // Settle pending signatures first so an earlier bad event is named
         // before the seal.
-        let key = *self.chain.public_key().ok_or_else(|| err("seal before any event".into()))?;
-        self.chain
-            .settle_now()
-            .map_err(chain_error)?;
+        let key = *self
+            .chain
+            .public_key()
+            .ok_or_else(|| err("seal before any event".into()))?;
+        self.chain.settle_now().map_err(chain_error)?;
         if !key.verify_strict(&message, &sig) {
             return Err(err("signature does not verify under the chain's key".into()));
         }

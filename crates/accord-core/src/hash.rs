@@ -61,7 +61,10 @@ mod tests {
     #[test]
     fn hex_is_strict() {
         let h = Hash32::of(b"abc");
-        assert_eq!(h.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            h.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(Hash32::from_hex(&h.to_hex()), Some(h));
         assert_eq!(Hash32::from_hex(&h.to_hex().to_uppercase()), None);
         assert_eq!(Hash32::from_hex("00"), None);

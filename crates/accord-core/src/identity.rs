@@ -273,7 +273,10 @@ mod tests {
         // The identity point (y = 1) is of small order.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(PublicKey::from_bytes(&identity), Err(IdentityError::WeakKey));
+        assert_eq!(
+            PublicKey::from_bytes(&identity),
+            Err(IdentityError::WeakKey)
+        );
         // y = p + 1 is a non-canonical encoding of the same point.
         let mut noncanon = [0xffu8; 32];
         noncanon[0] = 0xee;

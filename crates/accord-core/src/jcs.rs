@@ -30,7 +30,9 @@ pub enum JcsError {
     #[error("invalid JSON: {0}")]
     Syntax(String),
     /// A number in a document that will be signed is not an integer.
-    #[error("{path}: {value} is not an integer; signed documents carry no floating-point numbers (encode it as a string)")]
+    #[error(
+        "{path}: {value} is not an integer; signed documents carry no floating-point numbers (encode it as a string)"
+    )]
     Float {
         /// JSON pointer of the offending value.
         path: String,
@@ -331,10 +333,14 @@ mod tests {
 
     #[test]
     fn numbers_follow_ecmascript() {
-        assert_eq!(canon("[-0, 0.0, -0.0, 1.0, 1e21, 1e20, 123e-20, 9007199254740993]"),
-            "[0,0,0,1,1e+21,100000000000000000000,1.23e-18,9007199254740992]");
-        assert_eq!(canon("[5e-324, 1.7976931348623157e308, 0.1, 100, -1.5]"),
-            "[5e-324,1.7976931348623157e+308,0.1,100,-1.5]");
+        assert_eq!(
+            canon("[-0, 0.0, -0.0, 1.0, 1e21, 1e20, 123e-20, 9007199254740993]"),
+            "[0,0,0,1,1e+21,100000000000000000000,1.23e-18,9007199254740992]"
+        );
+        assert_eq!(
+            canon("[5e-324, 1.7976931348623157e308, 0.1, 100, -1.5]"),
+            "[5e-324,1.7976931348623157e+308,0.1,100,-1.5]"
+        );
     }
 
     #[test]
@@ -346,8 +352,20 @@ mod tests {
 
     #[test]
     fn invalid_text_is_refused() {
-        for bad in [&b"{"[..], b"[1,]", b"{} {}", b"\"\\ud800\"", b"\xff", b"NaN", b"01"] {
-            assert!(parse(bad).is_err(), "{:?} accepted", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"{"[..],
+            b"[1,]",
+            b"{} {}",
+            b"\"\\ud800\"",
+            b"\xff",
+            b"NaN",
+            b"01",
+        ] {
+            assert!(
+                parse(bad).is_err(),
+                "{:?} accepted",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -361,16 +379,25 @@ mod tests {
     fn keys_sort_by_utf16_code_units() {
         // U+FB33 (one UTF-16 unit 0xFB33) sorts after U+1F602 (surrogates 0xD83D…)
         // although its code point is smaller.
-        assert_eq!(canon("{\"\u{fb33}\":1,\"\u{1f602}\":2}"), "{\"\u{1f602}\":2,\"\u{fb33}\":1}");
+        assert_eq!(
+            canon("{\"\u{fb33}\":1,\"\u{1f602}\":2}"),
+            "{\"\u{1f602}\":2,\"\u{fb33}\":1}"
+        );
     }
 
     #[test]
     fn signable_rejects_floats_and_big_integers() {
         assert!(check_signable(&parse(b"{\"a\":[1,-9007199254740991]}").unwrap()).is_ok());
         let e = check_signable(&parse(b"{\"a\":[1,2.5]}").unwrap()).unwrap_err();
-        assert!(matches!(e, JcsError::Float { ref path, .. } if path == "/a/1"), "{e}");
+        assert!(
+            matches!(e, JcsError::Float { ref path, .. } if path == "/a/1"),
+            "{e}"
+        );
         let e = check_signable(&parse(b"{\"x/y\":9007199254740992}").unwrap()).unwrap_err();
-        assert!(matches!(e, JcsError::IntegerRange { ref path, .. } if path == "/x~1y"), "{e}");
+        assert!(
+            matches!(e, JcsError::IntegerRange { ref path, .. } if path == "/x~1y"),
+            "{e}"
+        );
         assert!(check_signable(&parse(b"{\"a\":1.0}").unwrap()).is_err());
     }
 }

@@ -68,7 +68,9 @@ pub enum KeyFileError {
     #[error("wrong passphrase (or the key file was modified)")]
     WrongPassphrase,
     /// The file is encrypted but no passphrase was given.
-    #[error("the key is encrypted: a passphrase is required (set ACCORD_PASSPHRASE or run on a terminal)")]
+    #[error(
+        "the key is encrypted: a passphrase is required (set ACCORD_PASSPHRASE or run on a terminal)"
+    )]
     PassphraseRequired,
     /// An empty passphrase was given for an encrypted key.
     #[error("empty passphrase: give a real one, or create a throwaway agent with --no-passphrase")]
@@ -106,7 +108,7 @@ pub fn seal(
 ) -> Result<Vec<u8>, KeyFileError> {
     let protection = match passphrase {
         None => json!({ "kdf": "none" }),
-        Some(p) if p.is_empty() => return Err(KeyFileError::EmptyPassphrase),
+        Some([]) => return Err(KeyFileError::EmptyPassphrase),
         Some(_) => json!({
             "cipher": "aes-256-gcm",
             "kdf": "argon2id",
@@ -228,7 +230,9 @@ fn parse(bytes: &[u8]) -> Result<Parsed, KeyFileError> {
         return Err(corrupt("not a JSON object"));
     };
     if doc.get("format").and_then(Value::as_str) != Some(KEY_FORMAT) {
-        return Err(corrupt("not an accord-key/1 file (format member missing or different)"));
+        return Err(corrupt(
+            "not an accord-key/1 file (format member missing or different)",
+        ));
     }
     let secret = match doc.remove("secret") {
         Some(Value::String(s)) => s,
@@ -236,8 +240,9 @@ fn parse(bytes: &[u8]) -> Result<Parsed, KeyFileError> {
     };
     let aad = jcs::to_vec(&Value::Object(doc.clone()));
     let s = |k: &str| doc.get(k).and_then(Value::as_str);
-    let public_key = PublicKey::from_b64(s("public_key").ok_or_else(|| corrupt("missing public_key"))?)
-        .map_err(|e| KeyFileError::Corrupt(e.to_string()))?;
+    let public_key =
+        PublicKey::from_b64(s("public_key").ok_or_else(|| corrupt("missing public_key"))?)
+            .map_err(|e| KeyFileError::Corrupt(e.to_string()))?;
     let agent_id = AgentId::parse(s("agent_id").ok_or_else(|| corrupt("missing agent_id"))?)
         .map_err(|e| KeyFileError::Corrupt(e.to_string()))?;
     agent_id
@@ -248,8 +253,9 @@ fn parse(bytes: &[u8]) -> Result<Parsed, KeyFileError> {
         Some(Value::String(n)) => Some(n.clone()),
         Some(_) => return Err(corrupt("name must be a string or null")),
     };
-    let created_at = Timestamp::parse(s("created_at").ok_or_else(|| corrupt("missing created_at"))?)
-        .map_err(|e| KeyFileError::Corrupt(e.to_string()))?;
+    let created_at =
+        Timestamp::parse(s("created_at").ok_or_else(|| corrupt("missing created_at"))?)
+            .map_err(|e| KeyFileError::Corrupt(e.to_string()))?;
     let prot = doc
         .get("protection")
         .and_then(Value::as_object)
@@ -259,11 +265,16 @@ fn parse(bytes: &[u8]) -> Result<Parsed, KeyFileError> {
         prot.get(k)
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| KeyFileError::Corrupt(format!("protection.{k} missing or not an integer")))
+            .ok_or_else(|| {
+                KeyFileError::Corrupt(format!("protection.{k} missing or not an integer"))
+            })
     };
     let protection = match ps("kdf") {
         Some("none") => Protection::None {
-            seed: Zeroizing::new(decode_b64_exact::<32>(&secret).ok_or_else(|| corrupt("secret is not 32 bytes of base64url"))?),
+            seed: Zeroizing::new(
+                decode_b64_exact::<32>(&secret)
+                    .ok_or_else(|| corrupt("secret is not 32 bytes of base64url"))?,
+            ),
         },
         Some("argon2id") => {
             if ps("cipher") != Some("aes-256-gcm") || pn("version")? != 19 {
@@ -288,7 +299,8 @@ fn parse(bytes: &[u8]) -> Result<Parsed, KeyFileError> {
                 nonce: ps("nonce")
                     .and_then(decode_b64_exact::<12>)
                     .ok_or_else(|| corrupt("nonce is not 12 bytes"))?,
-                ciphertext: base64_decode(&secret).ok_or_else(|| corrupt("secret is not base64url"))?,
+                ciphertext: base64_decode(&secret)
+                    .ok_or_else(|| corrupt("secret is not base64url"))?,
             }
         }
         _ => return Err(corrupt("unknown protection.kdf")),
@@ -309,10 +321,16 @@ fn parse(bytes: &[u8]) -> Result<Parsed, KeyFileError> {
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
 }
 
-fn derive(passphrase: &[u8], salt: &[u8; 16], p: KdfParams) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
+fn derive(
+    passphrase: &[u8],
+    salt: &[u8; 16],
+    p: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
     let params = Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32))
         .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
     let mut out = Zeroizing::new([0u8; 32]);
@@ -339,13 +357,31 @@ mod tests {
     #[test]
     fn encrypted_round_trip_and_wrong_passphrase() {
         let kp = Keypair::from_seed(&[9u8; 32]).unwrap();
-        let file = seal(&kp, Some("planner"), &ts(), Some(b"hunter2"), FAST, [1; 16], [2; 12]).unwrap();
+        let file = seal(
+            &kp,
+            Some("planner"),
+            &ts(),
+            Some(b"hunter2"),
+            FAST,
+            [1; 16],
+            [2; 12],
+        )
+        .unwrap();
         let info = inspect(&file).unwrap();
         assert!(info.encrypted);
         assert_eq!(info.name.as_deref(), Some("planner"));
-        assert_eq!(open(&file, Some(b"hunter2")).unwrap().agent_id(), kp.agent_id());
-        assert_eq!(open(&file, Some(b"hunter3")).unwrap_err(), KeyFileError::WrongPassphrase);
-        assert_eq!(open(&file, None).unwrap_err(), KeyFileError::PassphraseRequired);
+        assert_eq!(
+            open(&file, Some(b"hunter2")).unwrap().agent_id(),
+            kp.agent_id()
+        );
+        assert_eq!(
+            open(&file, Some(b"hunter3")).unwrap_err(),
+            KeyFileError::WrongPassphrase
+        );
+        assert_eq!(
+            open(&file, None).unwrap_err(),
+            KeyFileError::PassphraseRequired
+        );
         // The seed is not in the file in any common encoding.
         let text = String::from_utf8(file.clone()).unwrap();
         assert!(!text.contains(&encode_b64(&[9u8; 32])));
@@ -354,12 +390,27 @@ mod tests {
     #[test]
     fn header_edits_break_decryption() {
         let kp = Keypair::from_seed(&[9u8; 32]).unwrap();
-        let file = seal(&kp, Some("planner"), &ts(), Some(b"pw"), FAST, [1; 16], [2; 12]).unwrap();
+        let file = seal(
+            &kp,
+            Some("planner"),
+            &ts(),
+            Some(b"pw"),
+            FAST,
+            [1; 16],
+            [2; 12],
+        )
+        .unwrap();
         let text = String::from_utf8(file).unwrap();
         let renamed = text.replace("\"planner\"", "\"mallory\"");
-        assert_eq!(open(renamed.as_bytes(), Some(b"pw")).unwrap_err(), KeyFileError::WrongPassphrase);
+        assert_eq!(
+            open(renamed.as_bytes(), Some(b"pw")).unwrap_err(),
+            KeyFileError::WrongPassphrase
+        );
         let weaker = text.replace("\"t_cost\":1", "\"t_cost\":2");
-        assert_eq!(open(weaker.as_bytes(), Some(b"pw")).unwrap_err(), KeyFileError::WrongPassphrase);
+        assert_eq!(
+            open(weaker.as_bytes(), Some(b"pw")).unwrap_err(),
+            KeyFileError::WrongPassphrase
+        );
     }
 
     #[test]
@@ -374,11 +425,22 @@ mod tests {
         let swapped = String::from_utf8(file.clone())
             .unwrap()
             .replace(&encode_b64(&[9u8; 32]), &encode_b64(&[8u8; 32]));
-        assert!(matches!(open(swapped.as_bytes(), None), Err(KeyFileError::Corrupt(_))), "{:?}", other);
+        assert!(
+            matches!(
+                open(swapped.as_bytes(), None),
+                Err(KeyFileError::Corrupt(_))
+            ),
+            "{:?}",
+            other
+        );
         // A hostile file asking for 1 TiB of Argon2 memory is refused before
         // any derivation is attempted.
         let enc = seal(&kp, None, &ts(), Some(b"pw"), FAST, [0; 16], [0; 12]).unwrap();
-        let hostile = String::from_utf8(enc).unwrap().replace("\"m_cost_kib\":8192", "\"m_cost_kib\":1073741824");
-        assert!(matches!(open(hostile.as_bytes(), Some(b"pw")), Err(KeyFileError::Corrupt(m)) if m.contains("out of the accepted range")));
+        let hostile = String::from_utf8(enc)
+            .unwrap()
+            .replace("\"m_cost_kib\":8192", "\"m_cost_kib\":1073741824");
+        assert!(
+            matches!(open(hostile.as_bytes(), Some(b"pw")), Err(KeyFileError::Corrupt(m)) if m.contains("out of the accepted range"))
+        );
     }
 }

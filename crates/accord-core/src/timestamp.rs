@@ -64,12 +64,18 @@ impl Timestamp {
             return Err(err());
         }
         let num = |r: std::ops::Range<usize>| -> u32 {
-            b[r].iter().fold(0, |acc, &d| acc * 10 + u32::from(d - b'0'))
+            b[r].iter()
+                .fold(0, |acc, &d| acc * 10 + u32::from(d - b'0'))
         };
         let month = Month::try_from(num(5..7) as u8).map_err(|_| err())?;
         Date::from_calendar_date(num(0..4) as i32, month, num(8..10) as u8).map_err(|_| err())?;
-        Time::from_hms_micro(num(11..13) as u8, num(14..16) as u8, num(17..19) as u8, num(20..26))
-            .map_err(|_| err())?;
+        Time::from_hms_micro(
+            num(11..13) as u8,
+            num(14..16) as u8,
+            num(17..19) as u8,
+            num(20..26),
+        )
+        .map_err(|_| err())?;
         if num(0..4) == 0 {
             return Err(TimestampError::OutOfRange);
         }
@@ -85,15 +91,24 @@ impl Timestamp {
     pub fn unix_micros(&self) -> i64 {
         let b = self.0.as_bytes();
         let num = |r: std::ops::Range<usize>| -> u32 {
-            b[r].iter().fold(0, |acc, &d| acc * 10 + u32::from(d - b'0'))
+            b[r].iter()
+                .fold(0, |acc, &d| acc * 10 + u32::from(d - b'0'))
         };
         // Parsed and validated on construction, so these cannot fail.
         let date = Month::try_from(num(5..7) as u8)
             .ok()
             .and_then(|m| Date::from_calendar_date(num(0..4) as i32, m, num(8..10) as u8).ok());
-        let time = Time::from_hms_micro(num(11..13) as u8, num(14..16) as u8, num(17..19) as u8, num(20..26)).ok();
+        let time = Time::from_hms_micro(
+            num(11..13) as u8,
+            num(14..16) as u8,
+            num(17..19) as u8,
+            num(20..26),
+        )
+        .ok();
         match (date, time) {
-            (Some(d), Some(t)) => (d.with_time(t).assume_utc().unix_timestamp_nanos() / 1000) as i64,
+            (Some(d), Some(t)) => {
+                (d.with_time(t).assume_utc().unix_timestamp_nanos() / 1000) as i64
+            }
             _ => 0,
         }
     }

@@ -2,7 +2,9 @@
 //! export — a flipped byte, a deleted, duplicated or moved line — is caught.
 
 use accord_core::export::{ExportVerifier, Seal};
-use accord_core::{ChainVerifier, Event, Hash32, Keypair, Map, SignatureMode, SignedEvent, Timestamp, Uuid, Value};
+use accord_core::{
+    ChainVerifier, Event, Hash32, Keypair, Map, SignatureMode, SignedEvent, Timestamp, Uuid, Value,
+};
 use proptest::prelude::*;
 
 fn build_chain(seed: u8, payloads: &[(String, i64)]) -> (Keypair, Vec<SignedEvent>) {
@@ -14,9 +16,14 @@ fn build_chain(seed: u8, payloads: &[(String, i64)]) -> (Keypair, Vec<SignedEven
         uuid::Builder::from_random_bytes(b).into_uuid()
     };
     let mut events = vec![
-        Event::genesis(key.public(), Timestamp::from_unix_micros(t0).unwrap(), nonce(0), Map::new())
-            .sign(&key)
-            .unwrap(),
+        Event::genesis(
+            key.public(),
+            Timestamp::from_unix_micros(t0).unwrap(),
+            nonce(0),
+            Map::new(),
+        )
+        .sign(&key)
+        .unwrap(),
     ];
     for (i, (text, n)) in payloads.iter().enumerate() {
         let prev = events.last().unwrap();
@@ -59,11 +66,16 @@ fn verify_lines(lines: &[Vec<u8>], mode: SignatureMode) -> Result<u64, String> {
     for l in lines {
         v.push_line(l).map_err(|e| e.to_string())?;
     }
-    v.finish().map(|r| r.summary.events).map_err(|e| e.to_string())
+    v.finish()
+        .map(|r| r.summary.events)
+        .map_err(|e| e.to_string())
 }
 
 fn payloads() -> impl Strategy<Value = Vec<(String, i64)>> {
-    prop::collection::vec(("[ -~é€😂\\n\"\\\\]{0,12}", -(1i64 << 53) + 1..(1i64 << 53)), 0..40)
+    prop::collection::vec(
+        ("[ -~é€😂\\n\"\\\\]{0,12}", -(1i64 << 53) + 1..(1i64 << 53)),
+        0..40,
+    )
 }
 
 proptest! {
@@ -121,7 +133,9 @@ fn first_bad_event_is_named_even_inside_a_batch() {
     let mut lines = export_lines(&key, &events);
     // Change content of event 70 (signature fails) and remove event 80 (same batch of 64):
     // event 70 must be named even though its batch settles later.
-    let s = String::from_utf8(lines[70].clone()).unwrap().replace("\"e69\"", "\"eX9\"");
+    let s = String::from_utf8(lines[70].clone())
+        .unwrap()
+        .replace("\"e69\"", "\"eX9\"");
     lines[70] = s.into_bytes();
     lines.remove(80);
     let err = verify_lines(&lines, SignatureMode::Batch).unwrap_err();
@@ -133,8 +147,16 @@ fn a_chain_cannot_be_reattributed_or_restarted() {
     let (key, events) = build_chain(5, &[("a".into(), 1), ("b".into(), 2)]);
     let (other, _) = build_chain(6, &[]);
     // Another agent's genesis cannot head this chain.
-    let other_genesis = Event::genesis(other.public(), events[0].event().timestamp.clone(), Uuid::nil(), Map::new());
-    assert!(other_genesis.sign(&other).is_err(), "a nil UUID is not a v4 nonce");
+    let other_genesis = Event::genesis(
+        other.public(),
+        events[0].event().timestamp.clone(),
+        Uuid::nil(),
+        Map::new(),
+    );
+    assert!(
+        other_genesis.sign(&other).is_err(),
+        "a nil UUID is not a v4 nonce"
+    );
     let mut v = ChainVerifier::new(SignatureMode::Batch).expect_agent(other.agent_id().clone());
     assert!(v.push(&events[0]).is_err());
     // A chain that starts at seq 1 (genesis removed) is refused.
@@ -176,7 +198,10 @@ fn replayed_nonce_and_time_going_back_are_refused() {
         v.push(e).unwrap();
     }
     let f = v.push(&replay).unwrap_err();
-    assert!(f.to_string().contains("nonce already used by event seq 1"), "{f}");
+    assert!(
+        f.to_string().contains("nonce already used by event seq 1"),
+        "{f}"
+    );
 
     let back = Event {
         seq: 3,

@@ -6,15 +6,16 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::ops::ControlFlow;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use accord_core::export::Seal;
 use accord_core::keyfile::{self, KdfParams, KeyFileError, KeyFileInfo};
 use accord_core::{
-    ChainVerifier, Event, Failure, Keypair, Map, SignatureMode, SignedEvent, Summary, Timestamp, Uuid, Value,
+    ChainVerifier, Event, Failure, Keypair, Map, SignatureMode, SignedEvent, Summary, Timestamp,
+    Uuid, Value,
 };
 use rand_core::UnwrapErr;
 
@@ -31,7 +32,9 @@ pub const STORE_FILE: &str = "events.db";
 #[non_exhaustive]
 pub enum HomeError {
     /// No key file in the home.
-    #[error("no agent at {0} (create one with `accord init`, or point --home / ACCORD_HOME at an existing agent)")]
+    #[error(
+        "no agent at {0} (create one with `accord init`, or point --home / ACCORD_HOME at an existing agent)"
+    )]
     NoIdentity(String),
     /// `init` found an existing identity or store.
     #[error("{0} already exists; an existing identity is never overwritten (use another --home)")]
@@ -85,7 +88,12 @@ impl Home {
     /// Creates a new agent: key pair, key file (encrypted under `passphrase`
     /// unless it is `None`), store, and the genesis event. Refuses to touch an
     /// existing identity or store.
-    pub fn init(&self, name: Option<&str>, passphrase: Option<&[u8]>, params: KdfParams) -> Result<Agent, HomeError> {
+    pub fn init(
+        &self,
+        name: Option<&str>,
+        passphrase: Option<&[u8]>,
+        params: KdfParams,
+    ) -> Result<Agent, HomeError> {
         let key_path = self.key_path();
         let store_path = self.store_path();
         for p in [&key_path, &store_path] {
@@ -111,7 +119,9 @@ impl Home {
         if let Some(n) = name {
             payload.insert("name".into(), Value::String(n.to_owned()));
         }
-        let genesis = Event::genesis(key.public(), now, nonce()?, payload).sign(&key).map_err(StoreError::from)?;
+        let genesis = Event::genesis(key.public(), now, nonce()?, payload)
+            .sign(&key)
+            .map_err(StoreError::from)?;
         store.append(&[genesis])?;
         Ok(Agent { key, store })
     }
@@ -144,7 +154,12 @@ impl Home {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(HomeError::NoIdentity(self.dir.display().to_string()));
             }
-            Err(e) => return Err(HomeError::Io(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(HomeError::Io(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
             Ok(m) if m.len() > keyfile::MAX_KEY_FILE_BYTES as u64 => {
                 return Err(self.key_err(KeyFileError::Corrupt("larger than 64 KiB".into())));
             }
@@ -179,15 +194,24 @@ impl Agent {
     }
 
     /// Appends one event and returns it.
-    pub fn stamp(&mut self, event_type: &str, payload: Map<String, Value>) -> Result<SignedEvent, HomeError> {
+    pub fn stamp(
+        &mut self,
+        event_type: &str,
+        payload: Map<String, Value>,
+    ) -> Result<SignedEvent, HomeError> {
         let mut events = self.stamp_batch(vec![(event_type.to_owned(), payload)])?;
-        events.pop().ok_or_else(|| HomeError::Io("empty batch".into()))
+        events
+            .pop()
+            .ok_or_else(|| HomeError::Io("empty batch".into()))
     }
 
     /// Appends many events in one transaction (one fsync) and returns them.
     /// Events are built under the store's write lock, so another process
     /// appending to the same chain cannot make them conflict.
-    pub fn stamp_batch(&mut self, items: Vec<(String, Map<String, Value>)>) -> Result<Vec<SignedEvent>, HomeError> {
+    pub fn stamp_batch(
+        &mut self,
+        items: Vec<(String, Map<String, Value>)>,
+    ) -> Result<Vec<SignedEvent>, HomeError> {
         let agent = self.key.agent_id().clone();
         let key = &self.key;
         let mut items = Some(items);
@@ -195,7 +219,9 @@ impl Agent {
             let Some(head) = head else {
                 return Err(StoreError::Invalid("the chain has no genesis event".into()));
             };
-            let items = items.take().ok_or_else(|| StoreError::Invalid("batch built twice".into()))?;
+            let items = items
+                .take()
+                .ok_or_else(|| StoreError::Invalid("batch built twice".into()))?;
             let mut out = Vec::with_capacity(items.len());
             let (mut seq, mut prev, mut ts) = (head.seq, head.hash, head.timestamp.clone());
             let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
@@ -227,22 +253,30 @@ impl Agent {
 
     /// Writes the chain as JSON lines followed by a signed seal line;
     /// returns the number of events.
-    pub fn export(&self, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<u64, HomeError> {
+    pub fn export(
+        &self,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, HomeError> {
         let agent = self.key.agent_id().clone();
         let mut count = 0u64;
         let mut last: Option<SignedEvent> = None;
         let head = self.store.head(&agent)?;
         let Some(head) = head else {
-            return Err(HomeError::Store(StoreError::Invalid("the chain is empty".into())));
+            return Err(HomeError::Store(StoreError::Invalid(
+                "the chain is empty".into(),
+            )));
         };
         // Export exactly up to the head read above, even if appends continue.
         self.store.scan(&agent, 0, Some(head.seq), &mut |_, body| {
-            out.write_all(body).and_then(|_| out.write_all(b"\n")).map_err(|e| StoreError::Io(e.to_string()))?;
+            out.write_all(body)
+                .and_then(|_| out.write_all(b"\n"))
+                .map_err(|e| StoreError::Io(e.to_string()))?;
             count += 1;
             if count == head.seq + 1 {
                 last = Some(SignedEvent::from_canonical(body)?);
             }
-            if count % 4096 == 0 {
+            if count.is_multiple_of(4096) {
                 progress(count);
             }
             Ok(ControlFlow::Continue(()))
@@ -285,7 +319,7 @@ pub fn verify_store(
             return Ok(ControlFlow::Break(()));
         }
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress(n);
         }
         Ok(ControlFlow::Continue(()))

@@ -58,10 +58,14 @@ pub enum StoreError {
         reason: String,
     },
     /// The store is damaged; nothing was written.
-    #[error("event store is corrupt: {0}; it was left untouched (restore it from a backup or an export)")]
+    #[error(
+        "event store is corrupt: {0}; it was left untouched (restore it from a backup or an export)"
+    )]
     Corrupt(String),
     /// Someone else appended first; the batch was not written.
-    #[error("chain head moved: expected to append seq {expected}, but the store's next seq is {found}")]
+    #[error(
+        "chain head moved: expected to append seq {expected}, but the store's next seq is {found}"
+    )]
     Conflict {
         /// The seq the batch starts with.
         expected: u64,
@@ -82,6 +86,13 @@ pub enum StoreError {
     Io(String),
 }
 
+/// Builds the events of one append from the chain's current head.
+pub type BuildFn<'a> = dyn FnMut(Option<&Head>) -> Result<Vec<SignedEvent>, StoreError> + 'a;
+
+/// Receives each scanned event's seq and canonical bytes; returns
+/// `ControlFlow::Break` to stop the scan early.
+pub type ScanFn<'a> = dyn FnMut(u64, &[u8]) -> Result<ControlFlow<()>, StoreError> + 'a;
+
 /// An append-only store of agents' chains.
 pub trait EventStore {
     /// The head of `agent`'s chain, `None` when it has no events.
@@ -94,7 +105,7 @@ pub trait EventStore {
     fn append_with(
         &mut self,
         agent: &AgentId,
-        build: &mut dyn FnMut(Option<&Head>) -> Result<Vec<SignedEvent>, StoreError>,
+        build: &mut BuildFn<'_>,
     ) -> Result<Vec<SignedEvent>, StoreError>;
 
     /// Appends already built events, atomically ([`StoreError::Conflict`]
@@ -118,7 +129,7 @@ pub trait EventStore {
         agent: &AgentId,
         from: u64,
         to: Option<u64>,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<ControlFlow<()>, StoreError>,
+        f: &mut ScanFn<'_>,
     ) -> Result<(), StoreError>;
 
     /// Agents with a chain in this store.
@@ -126,7 +137,11 @@ pub trait EventStore {
 }
 
 /// Checks that `events` continue a chain whose head is `head`.
-pub fn check_continuation(agent: &AgentId, head: Option<&Head>, events: &[SignedEvent]) -> Result<(), StoreError> {
+pub fn check_continuation(
+    agent: &AgentId,
+    head: Option<&Head>,
+    events: &[SignedEvent],
+) -> Result<(), StoreError> {
     let (mut next_seq, mut prev_hash, mut prev_ts) = match head {
         Some(h) => (h.seq + 1, h.hash, Some(h.timestamp.clone())),
         None => (0, Hash32::ZERO, None),

@@ -17,14 +17,13 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use accord_core::{AgentId, SignedEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::{EventStore, Head, StoreError, check_continuation};
+use crate::{BuildFn, EventStore, Head, ScanFn, StoreError, check_continuation};
 
 /// SQLite `application_id` of an Accord store ("ACCD").
 pub const APPLICATION_ID: i32 = 0x4143_4344;
@@ -61,7 +60,9 @@ impl SqliteStore {
         }
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         // The checkpoint moves page 1 (with application_id) out of the WAL
         // into the main file, where `check_header` reads it.
@@ -166,11 +167,13 @@ impl EventStore for SqliteStore {
     fn append_with(
         &mut self,
         agent: &AgentId,
-        build: &mut dyn FnMut(Option<&Head>) -> Result<Vec<SignedEvent>, StoreError>,
+        build: &mut BuildFn<'_>,
     ) -> Result<Vec<SignedEvent>, StoreError> {
         // IMMEDIATE takes the write lock up front: the head read below cannot
         // go stale before the insert.
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let head = Self::read_head(&tx, agent)?;
         let events = build(head.as_ref())?;
         if events.is_empty() {
@@ -178,7 +181,8 @@ impl EventStore for SqliteStore {
         }
         check_continuation(agent, head.as_ref(), &events)?;
         {
-            let mut insert = tx.prepare_cached("INSERT INTO events (agent_id, seq, body) VALUES (?1, ?2, ?3)")?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO events (agent_id, seq, body) VALUES (?1, ?2, ?3)")?;
             for ev in &events {
                 insert.execute(params![agent.as_str(), ev.seq() as i64, ev.canonical()])?;
             }
@@ -192,7 +196,7 @@ impl EventStore for SqliteStore {
         agent: &AgentId,
         from: u64,
         to: Option<u64>,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<ControlFlow<()>, StoreError>,
+        f: &mut ScanFn<'_>,
     ) -> Result<(), StoreError> {
         let to = to.map_or(i64::MAX, |t| t.min(i64::MAX as u64) as i64);
         let from = from.min(i64::MAX as u64) as i64;
@@ -202,7 +206,10 @@ impl EventStore for SqliteStore {
         let mut rows = stmt.query(params![agent.as_str(), from, to])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
-            let body = row.get_ref(1)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let body = row
+                .get_ref(1)?
+                .as_blob()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             if f(seq as u64, body)?.is_break() {
                 break;
             }
@@ -211,8 +218,12 @@ impl EventStore for SqliteStore {
     }
 
     fn agents(&self) -> Result<Vec<AgentId>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT DISTINCT agent_id FROM events ORDER BY agent_id")?;
-        let ids: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT agent_id FROM events ORDER BY agent_id")?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         ids.iter()
             .map(|s| AgentId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect()
@@ -228,7 +239,12 @@ fn check_header(path: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(StoreError::NotFound(path.display().to_string()));
         }
-        Err(e) => return Err(StoreError::Io(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(StoreError::Io(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
     };
     let mut header = [0u8; 100];
     let refuse = |reason: &str| StoreError::NotAStore {

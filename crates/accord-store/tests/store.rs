@@ -11,7 +11,9 @@ use accord_store::{EventStore, Home, SqliteStore, StoreError};
 use proptest::prelude::*;
 
 fn agent_in(dir: &Path) -> accord_store::Agent {
-    Home::new(dir.join("a")).init(Some("t"), None, KdfParams::DEFAULT).unwrap()
+    Home::new(dir.join("a"))
+        .init(Some("t"), None, KdfParams::DEFAULT)
+        .unwrap()
 }
 
 fn item(i: u64) -> (String, Map<String, Value>) {
@@ -66,8 +68,17 @@ fn stale_or_forked_appends_are_refused_and_write_nothing() {
     .unwrap();
     agent.stamp("first", Map::new()).unwrap();
     let mut store = SqliteStore::open(&dir.path().join("a/events.db")).unwrap();
-    let err = store.append(&[stale.clone()]).unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { expected: 1, found: 2 }), "{err}");
+    let err = store.append(std::slice::from_ref(&stale)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                found: 2
+            }
+        ),
+        "{err}"
+    );
     // Same seq as the head +1 but a different prev_hash: a fork attempt.
     let fork = Event {
         seq: 2,
@@ -76,18 +87,28 @@ fn stale_or_forked_appends_are_refused_and_write_nothing() {
     .sign(agent.key())
     .unwrap();
     let err = store.append(&[fork]).unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("prev_hash")), "{err}");
+    assert!(
+        matches!(err, StoreError::Invalid(ref m) if m.contains("prev_hash")),
+        "{err}"
+    );
     assert_eq!(store.len(&id).unwrap(), 2);
     // Another agent's event cannot enter this chain.
-    let other = Home::new(dir.path().join("b")).init(None, None, KdfParams::DEFAULT).unwrap();
+    let other = Home::new(dir.path().join("b"))
+        .init(None, None, KdfParams::DEFAULT)
+        .unwrap();
     let foreign = Event {
         agent_id: other.key().agent_id().clone(),
         ..stale.event().clone()
     }
     .sign(other.key())
     .unwrap();
-    let err = store.append_with(&id, &mut |_| Ok(vec![foreign.clone()])).unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(ref m) if m.contains("belongs to agent")), "{err}");
+    let err = store
+        .append_with(&id, &mut |_| Ok(vec![foreign.clone()]))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid(ref m) if m.contains("belongs to agent")),
+        "{err}"
+    );
     assert_eq!(store.len(&id).unwrap(), 2);
 }
 
@@ -97,7 +118,9 @@ fn stored_events_cannot_be_updated_or_deleted_through_sqlite() {
     let mut agent = agent_in(dir.path());
     agent.stamp("x", Map::new()).unwrap();
     let conn = rusqlite::Connection::open(dir.path().join("a/events.db")).unwrap();
-    let e = conn.execute("UPDATE events SET body = x'00' WHERE seq = 1", []).unwrap_err();
+    let e = conn
+        .execute("UPDATE events SET body = x'00' WHERE seq = 1", [])
+        .unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
     let e = conn.execute("DELETE FROM events", []).unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
@@ -115,12 +138,22 @@ fn an_edited_store_is_detected_and_names_the_event() {
         // Someone with file access drops the guard and edits event 4.
         let conn = rusqlite::Connection::open(&db).unwrap();
         conn.execute_batch("DROP TRIGGER events_no_update").unwrap();
-        let body: Vec<u8> = conn.query_row("SELECT body FROM events WHERE seq = 4", [], |r| r.get(0)).unwrap();
-        let edited = String::from_utf8(body).unwrap().replace("\"i\":3", "\"i\":4");
-        conn.execute("UPDATE events SET body = ?1 WHERE seq = 4", [edited.as_bytes()]).unwrap();
+        let body: Vec<u8> = conn
+            .query_row("SELECT body FROM events WHERE seq = 4", [], |r| r.get(0))
+            .unwrap();
+        let edited = String::from_utf8(body)
+            .unwrap()
+            .replace("\"i\":3", "\"i\":4");
+        conn.execute(
+            "UPDATE events SET body = ?1 WHERE seq = 4",
+            [edited.as_bytes()],
+        )
+        .unwrap();
     }
     let store = SqliteStore::open(&db).unwrap();
-    let f = verify_store(&store, &id, SignatureMode::Batch, &mut |_| {}).unwrap().unwrap_err();
+    let f = verify_store(&store, &id, SignatureMode::Batch, &mut |_| {})
+        .unwrap()
+        .unwrap_err();
     assert_eq!(f.seq, 4);
     assert_eq!(f.reason, Reason::Signature);
 }
@@ -130,13 +163,23 @@ fn foreign_and_corrupt_files_are_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     // Not SQLite at all.
     let junk = dir.path().join("junk.db");
-    fs::write(&junk, b"this is not a database, and it must stay exactly like this").unwrap();
+    fs::write(
+        &junk,
+        b"this is not a database, and it must stay exactly like this",
+    )
+    .unwrap();
     let before = sha(&junk);
-    assert!(matches!(SqliteStore::open(&junk), Err(StoreError::NotAStore { .. })));
+    assert!(matches!(
+        SqliteStore::open(&junk),
+        Err(StoreError::NotAStore { .. })
+    ));
     assert_eq!(sha(&junk), before);
     // Another application's SQLite database.
     let other = dir.path().join("other.db");
-    rusqlite::Connection::open(&other).unwrap().execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);").unwrap();
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
     let before = sha(&other);
     let err = SqliteStore::open(&other).err().unwrap();
     assert!(err.to_string().contains("another application"), "{err}");
@@ -155,13 +198,21 @@ fn foreign_and_corrupt_files_are_refused_and_left_untouched() {
     let before = sha(&db);
     let outcome = SqliteStore::open(&db).and_then(|s| {
         s.quick_check()?;
-        let id = s.agents()?.into_iter().next().ok_or(StoreError::Corrupt("no agents".into()))?;
-        verify_store(&s, &id, SignatureMode::Batch, &mut |_| {})?.map_err(|f| StoreError::Corrupt(f.to_string()))
+        let id = s
+            .agents()?
+            .into_iter()
+            .next()
+            .ok_or(StoreError::Corrupt("no agents".into()))?;
+        verify_store(&s, &id, SignatureMode::Batch, &mut |_| {})?
+            .map_err(|f| StoreError::Corrupt(f.to_string()))
     });
     assert!(outcome.is_err(), "garbage pages went unnoticed");
     assert_eq!(sha(&db), before, "a corrupt store must not be modified");
     // A missing store is reported as such.
-    assert!(matches!(SqliteStore::open(&dir.path().join("none.db")), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        SqliteStore::open(&dir.path().join("none.db")),
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -173,5 +224,8 @@ fn init_never_overwrites() {
     assert!(home.init(Some("two"), None, KdfParams::DEFAULT).is_err());
     assert_eq!(sha(&home.key_path()), key_before);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(fs::metadata(home.key_path()).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(home.key_path()).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }

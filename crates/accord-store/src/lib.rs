@@ -6,6 +6,29 @@
 //! write transaction, so no fork or gap can be written even by two processes
 //! appending at once. Signatures are not re-verified on append (they were just
 //! made by the agent's own key); `verify` checks them.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use accord_core::keyfile::KdfParams;
+//! use accord_core::{Map, SignatureMode, Value};
+//! use accord_store::Home;
+//! use accord_store::home::verify_store;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let home = Home::new(dir.path().join("planner"));
+//! let mut agent = home.init(Some("planner"), Some(b"passphrase".as_slice()), KdfParams::DEFAULT)?;
+//!
+//! let mut payload = Map::new();
+//! payload.insert("task_id".into(), Value::from("T-1"));
+//! let event = agent.stamp("task_received", payload)?;
+//! assert_eq!(event.seq(), 1);
+//!
+//! let summary = verify_store(agent.store(), agent.key().agent_id(), SignatureMode::Batch, &mut |_| {})?
+//!     .expect("an untouched chain verifies");
+//! assert_eq!(summary.events, 2); // genesis + one event
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

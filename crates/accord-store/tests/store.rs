@@ -229,3 +229,25 @@ fn init_never_overwrites() {
         0o600
     );
 }
+
+/// The README's library example is this crate's doctest, verbatim.
+#[test]
+fn readme_example_is_the_compiled_doctest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("```rust\n").expect("README has a rust example") + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let example = &readme[start..end];
+    let lib = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let doctest: String = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .skip_while(|l| *l != "```")
+        .skip(1)
+        .take_while(|l| *l != "```")
+        .filter(|l| !l.starts_with("# "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(example, doctest);
+}

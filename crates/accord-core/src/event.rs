@@ -18,7 +18,10 @@
 //! The event hash is SHA-256 of the canonical bytes *including* the signature,
 //! and it is defined once, here ([`SignedEvent::hash`]).
 
+use std::borrow::Cow;
+
 use ed25519_dalek::Signature;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -272,70 +275,43 @@ impl SignedEvent {
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(EventError::TooLarge(bytes.len()));
         }
-        let value = jcs::parse(bytes)?;
-        Self::from_value(value, bytes)
-    }
-
-    /// Builds an event from an already parsed value and the bytes it was
-    /// parsed from (which must be its canonical form).
-    pub fn from_value(value: Value, bytes: &[u8]) -> Result<Self, EventError> {
-        let Value::Object(mut obj) = value else {
-            return Err(EventError::Malformed(
-                "an event must be a JSON object".into(),
-            ));
-        };
-        let format = take_str(&mut obj, "format")?;
-        if format != EVENT_FORMAT {
-            return Err(EventError::UnknownFormat(format));
+        // A typed, borrowing parse: serde's derive refuses duplicate and
+        // unknown members, the payload goes through the strict JCS parser,
+        // and the re-serialisation below proves the bytes were canonical.
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let wire = Wire::deserialize(&mut de)
+            .and_then(|w| de.end().map(|()| w))
+            .map_err(|e| EventError::Malformed(e.to_string()))?;
+        if wire.format != EVENT_FORMAT {
+            return Err(EventError::UnknownFormat(wire.format.into_owned()));
         }
-        let agent_id = AgentId::parse(&take_str(&mut obj, "agent_id")?)?;
-        let nonce_s = take_str(&mut obj, "nonce")?;
-        let nonce = Uuid::try_parse(&nonce_s)
-            .ok()
-            .filter(|u| u.hyphenated().to_string() == nonce_s)
-            .ok_or_else(|| {
-                EventError::Malformed("nonce is not a lower-case hyphenated UUID".into())
-            })?;
-        let payload = match obj.remove("payload") {
-            Some(Value::Object(m)) => m,
-            Some(_) => return Err(EventError::Payload("must be a JSON object".into())),
-            None => return Err(EventError::Malformed("missing member \"payload\"".into())),
-        };
-        let prev_s = take_str(&mut obj, "prev_hash")?;
-        let prev_hash = Hash32::from_hex(&prev_s).ok_or_else(|| {
+        let agent_id = AgentId::parse(&wire.agent_id)?;
+        let nonce = parse_nonce(&wire.nonce)?;
+        let prev_hash = Hash32::from_hex(&wire.prev_hash).ok_or_else(|| {
             EventError::Malformed("prev_hash is not 64 lower-case hex characters".into())
         })?;
-        let public_key = match obj.remove("public_key") {
-            Some(Value::String(s)) => Some(PublicKey::from_b64(&s)?),
-            Some(_) => return Err(EventError::Malformed("public_key must be a string".into())),
-            None => None,
-        };
-        let seq = match obj.remove("seq") {
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .filter(|s| *s <= jcs::MAX_SAFE_INTEGER)
-                .ok_or_else(|| EventError::Malformed("seq must be an integer in 0..2^53".into()))?,
-            Some(_) => return Err(EventError::Malformed("seq must be an integer".into())),
-            None => return Err(EventError::Malformed("missing member \"seq\"".into())),
-        };
-        let sig_s = take_str(&mut obj, "signature")?;
-        let signature = decode_b64_exact::<64>(&sig_s)
+        let public_key = wire
+            .public_key
+            .as_deref()
+            .map(PublicKey::from_b64)
+            .transpose()?;
+        if wire.seq > jcs::MAX_SAFE_INTEGER {
+            return Err(EventError::Malformed(
+                "seq must be an integer in 0..2^53".into(),
+            ));
+        }
+        let signature = decode_b64_exact::<64>(&wire.signature)
             .map(|b| Signature::from_bytes(&b))
             .ok_or_else(|| {
                 EventError::Malformed("signature is not 64 bytes of unpadded base64url".into())
             })?;
-        let timestamp = Timestamp::parse(&take_str(&mut obj, "timestamp")?)?;
-        let event_type = take_str(&mut obj, "type")?;
-        if let Some(extra) = obj.keys().next() {
-            return Err(EventError::Malformed(format!("unknown member {extra:?}")));
-        }
         let event = Event {
             agent_id,
-            seq,
-            timestamp,
+            seq: wire.seq,
+            timestamp: Timestamp::parse(&wire.timestamp)?,
             nonce,
-            event_type,
-            payload,
+            event_type: wire.event_type.into_owned(),
+            payload: wire.payload,
             prev_hash,
             public_key,
         };
@@ -396,14 +372,39 @@ impl SignedEvent {
     }
 }
 
-fn take_str(obj: &mut Map<String, Value>, name: &str) -> Result<String, EventError> {
-    match obj.remove(name) {
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(EventError::Malformed(format!(
-            "member {name:?} must be a string"
-        ))),
-        None => Err(EventError::Malformed(format!("missing member {name:?}"))),
+/// The members of an event as they appear on the wire.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    agent_id: Cow<'a, str>,
+    #[serde(borrow)]
+    format: Cow<'a, str>,
+    #[serde(borrow)]
+    nonce: Cow<'a, str>,
+    #[serde(deserialize_with = "jcs::deserialize_object")]
+    payload: Map<String, Value>,
+    #[serde(borrow)]
+    prev_hash: Cow<'a, str>,
+    #[serde(borrow, default)]
+    public_key: Option<Cow<'a, str>>,
+    seq: u64,
+    #[serde(borrow)]
+    signature: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow, rename = "type")]
+    event_type: Cow<'a, str>,
+}
+
+fn parse_nonce(s: &str) -> Result<Uuid, EventError> {
+    let bad = || EventError::Malformed("nonce is not a lower-case hyphenated UUID".into());
+    // Uuid::try_parse also takes braced, URN and upper-case forms; signed
+    // bytes need one spelling, so require exactly 36 lower-case characters.
+    if s.len() != 36 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(bad());
     }
+    Uuid::try_parse(s).map_err(|_| bad())
 }
 
 /// Builds a payload object from JSON text: it must be an object, with no
@@ -475,9 +476,13 @@ mod tests {
             SignedEvent::from_canonical(spaced.as_bytes()),
             Err(EventError::NotCanonical)
         );
+        let dup = text.replacen("{", "{\"seq\":0,", 1);
+        assert!(
+            matches!(SignedEvent::from_canonical(dup.as_bytes()), Err(EventError::Malformed(m)) if m.contains("duplicate field `seq`"))
+        );
         let extra = text.replacen("{", "{\"a\":1,", 1);
         assert!(
-            matches!(SignedEvent::from_canonical(extra.as_bytes()), Err(EventError::Malformed(m)) if m.contains("unknown member"))
+            matches!(SignedEvent::from_canonical(extra.as_bytes()), Err(EventError::Malformed(m)) if m.contains("unknown field `a`"))
         );
     }
 

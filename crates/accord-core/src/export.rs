@@ -15,7 +15,7 @@
 use ed25519_dalek::Signature;
 use serde_json::{Map, Value};
 
-use crate::chain::{ChainVerifier, Failure, Reason, SignatureMode, Summary};
+use crate::chain::{ChainVerifier, Failure, SignatureMode, Summary};
 use crate::event::{EventError, MAX_EVENT_BYTES, SignedEvent};
 use crate::hash::Hash32;
 use crate::identity::{AgentId, Keypair, decode_b64_exact, encode_b64};
@@ -141,27 +141,23 @@ impl ExportVerifier {
         if line.is_empty() {
             return Err(ExportError::EmptyLine(n));
         }
-        let chain_err = chain_error;
         if line.len() > MAX_EVENT_BYTES {
-            let failure = Failure {
-                index: self.chain.count(),
-                seq: self.chain.count(),
-                reason: Reason::Event(EventError::TooLarge(line.len())),
-            };
-            return Err(chain_err(failure));
+            let failure = self.chain.reject(EventError::TooLarge(line.len()));
+            return Err(chain_error(failure));
         }
-        let value = match jcs::parse(line) {
-            Ok(v) => v,
-            Err(e) => return Err(chain_err(self.chain.reject(e.into()))),
+        // Events are the common case; only a line that is not an event is
+        // tried as the seal (a payload may legitimately contain any text).
+        let event_err = match SignedEvent::from_canonical(line) {
+            Ok(ev) => return self.chain.push(&ev).map_err(chain_error),
+            Err(e) => e,
         };
-        if value.get("format").and_then(Value::as_str) == Some(SEAL_FORMAT) {
-            let seal = self.check_seal(value, line)?;
-            self.seal = Some(seal);
-            return Ok(());
-        }
-        match SignedEvent::from_value(value, line) {
-            Ok(ev) => self.chain.push(&ev).map_err(chain_err),
-            Err(e) => Err(chain_err(self.chain.reject(e))),
+        match jcs::parse(line) {
+            Ok(value) if value.get("format").and_then(Value::as_str) == Some(SEAL_FORMAT) => {
+                let seal = self.check_seal(value, line)?;
+                self.seal = Some(seal);
+                Ok(())
+            }
+            _ => Err(chain_error(self.chain.reject(event_err))),
         }
     }
 

@@ -23,8 +23,9 @@ pub enum IdentityError {
     /// Not a canonical encoding of a point on the curve.
     #[error("public key is not a valid Ed25519 point in canonical encoding")]
     InvalidPoint,
-    /// A small-order point: any signature "verifies" under it.
-    #[error("public key is a weak (small-order) Ed25519 point")]
+    /// A small-order point (any signature "verifies" under it), or a point
+    /// with a small-order component.
+    #[error("public key is a weak Ed25519 point (small order, or with a small-order component)")]
     WeakKey,
     /// Not 32 base58btc characters.
     #[error("agent_id must be 32 base58btc characters, got {0:?}")]
@@ -39,12 +40,13 @@ pub enum IdentityError {
     },
 }
 
-/// An Ed25519 public key that is canonical and not of small order.
+/// An Ed25519 public key: canonically encoded, in the prime-order subgroup.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PublicKey(VerifyingKey);
 
 impl PublicKey {
-    /// Accepts 32 bytes only if they canonically encode a point of large order.
+    /// Accepts 32 bytes only if they canonically encode a point of the
+    /// prime-order subgroup (no small-order component).
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, IdentityError> {
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| IdentityError::InvalidPoint)?;
         // dalek keeps the caller's bytes; a non-canonical y (≥ p) decompresses
@@ -52,7 +54,10 @@ impl PublicKey {
         if key.to_edwards().compress().to_bytes() != *bytes {
             return Err(IdentityError::InvalidPoint);
         }
-        if key.is_weak() {
+        // Torsion-free, not merely "not small order": a key with a
+        // small-order component makes batch and single verification disagree
+        // (and no honest key generator produces one).
+        if key.is_weak() || !key.to_edwards().is_torsion_free() {
             return Err(IdentityError::WeakKey);
         }
         Ok(PublicKey(key))

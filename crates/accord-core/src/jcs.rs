@@ -261,6 +261,17 @@ pub fn check_signable(value: &Value) -> Result<(), JcsError> {
     walk(value, &mut String::new())
 }
 
+/// Deserializes a JSON object strictly (duplicate keys refused at any
+/// depth); for `#[serde(deserialize_with)]` on members of signed documents.
+pub fn deserialize_object<'de, D: de::Deserializer<'de>>(
+    d: D,
+) -> Result<Map<String, Value>, D::Error> {
+    match StrictValue.deserialize(d)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(de::Error::custom("must be a JSON object")),
+    }
+}
+
 /// A `serde_json::Value` deserializer that rejects duplicate object keys.
 struct StrictValue;
 

@@ -137,7 +137,7 @@ fn main() -> ExitCode {
     match run(&home, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", printable(&e.to_string()));
             e.exit_code()
         }
     }
@@ -241,7 +241,10 @@ fn cmd_id(home: &Home, json: bool) -> Result<(), CliError> {
         println!("agent_id     {}", info.agent_id);
         println!("fingerprint  {}", info.public_key.fingerprint());
         println!("public_key   {}", info.public_key.to_b64());
-        println!("name         {}", info.name.as_deref().unwrap_or("-"));
+        println!(
+            "name         {}",
+            printable(info.name.as_deref().unwrap_or("-"))
+        );
         println!("created_at   {}", info.created_at);
         println!(
             "key          {}",
@@ -348,7 +351,7 @@ fn cmd_log(home: &Home, from: u64, to: Option<u64>, json: bool) -> Result<(), Cl
                         e.timestamp,
                         e.event_type,
                         &ev.hash().to_hex()[..12],
-                        truncate(&payload, 100)
+                        printable(&truncate(&payload, 100))
                     )
                 }
                 Err(e) => writeln!(
@@ -657,6 +660,24 @@ pub(crate) fn spinner(what: &str) -> ProgressBar {
     );
     pb.set_message(what.to_owned());
     pb
+}
+
+/// Text from untrusted documents (payloads, names, parser messages quoting
+/// member names) is shown with control characters escaped, so a crafted
+/// export cannot drive the terminal with escape sequences.
+pub(crate) fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn truncate(s: &str, max: usize) -> String {

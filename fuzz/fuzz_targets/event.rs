@@ -11,5 +11,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn dummy_key() -> accord_core::PublicKey {
-    *accord_core::Keypair::from_seed(&[1; 32]).expect("fixed seed").public()
+    *accord_core::Keypair::from_seed(&[1; 32])
+        .expect("fixed seed")
+        .public()
 }

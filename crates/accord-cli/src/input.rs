@@ -40,6 +40,31 @@ pub fn read_all(file: Option<&Path>, limit: usize) -> Result<Vec<u8>, CliError> 
     Ok(buf)
 }
 
+/// Why a line could not be read.
+#[derive(Debug)]
+pub enum LineError {
+    /// The line exceeds the limit (`len` is how much was read of it).
+    TooLong {
+        /// 1-based line number.
+        line: u64,
+        /// Bytes read before giving up.
+        len: usize,
+    },
+    /// The stream failed.
+    Read(String),
+}
+
+impl From<LineError> for CliError {
+    fn from(e: LineError) -> Self {
+        match e {
+            LineError::TooLong { line, len } => CliError::input(format!(
+                "line {line} is longer than the limit ({len}+ bytes)"
+            )),
+            LineError::Read(m) => CliError::input(m),
+        }
+    }
+}
+
 /// Splits a stream into `\n`-terminated lines of at most `max` bytes
 /// (a trailing `\r` is not stripped: exports never contain one).
 pub struct Lines<R> {
@@ -58,37 +83,27 @@ impl<R: BufRead> Lines<R> {
         }
     }
 
-    /// 1-based number of the last line returned.
-    pub fn line_no(&self) -> u64 {
-        self.line_no
-    }
-
     /// The next line without its `\n`, with its 1-based number; `None` at
     /// the end. A final line without `\n` is returned as well.
-    pub fn next_line(&mut self) -> Result<Option<(u64, Vec<u8>)>, CliError> {
+    pub fn next_line(&mut self) -> Result<Option<(u64, Vec<u8>)>, LineError> {
         let mut buf = Vec::new();
         let limit = self.max as u64 + 2;
         let n = (&mut self.reader)
             .take(limit)
             .read_until(b'\n', &mut buf)
-            .map_err(|e| CliError::input(format!("cannot read input: {e}")))?;
+            .map_err(|e| LineError::Read(format!("cannot read input: {e}")))?;
         if n == 0 {
             return Ok(None);
         }
         self.line_no += 1;
         if buf.last() == Some(&b'\n') {
             buf.pop();
-        } else if n as u64 == limit {
-            return Err(CliError::input(format!(
-                "line {} is longer than the {}-byte limit",
-                self.line_no, self.max
-            )));
         }
         if buf.len() > self.max {
-            return Err(CliError::input(format!(
-                "line {} is longer than the {}-byte limit",
-                self.line_no, self.max
-            )));
+            return Err(LineError::TooLong {
+                line: self.line_no,
+                len: buf.len(),
+            });
         }
         Ok(Some((self.line_no, buf)))
     }

@@ -467,15 +467,13 @@ fn cmd_verify_file(
         let line = match lines.next_line() {
             Ok(Some((_, text))) => text,
             Ok(None) => break,
+            Err(input::LineError::TooLong { len, .. }) => {
+                progress.finish_and_clear();
+                return fail(verifier.push_oversized(len));
+            }
             Err(e) => {
                 progress.finish_and_clear();
-                // An over-long or unreadable line is a broken export, not a usage error.
-                return report_failure_msg(
-                    json,
-                    Some(verifier.count()),
-                    Some(lines.line_no()),
-                    &e.message,
-                );
+                return Err(e.into());
             }
         };
         if let Err(e) = verifier.push_line(&line) {

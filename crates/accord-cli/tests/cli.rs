@@ -406,7 +406,18 @@ fn export_verify_and_tamper() {
     fails(
         &env.run(&["verify", tampered.to_str().unwrap()]),
         1,
-        "longer than",
+        "seq 0 (line 1): event is 1048578 bytes; the limit is 1048576",
+    );
+    // An oversized line after a bad signature in the same batch: the bad
+    // signature, earlier in the file, is what gets named.
+    let mut lines: Vec<String> = file_text.lines().map(str::to_owned).collect();
+    lines[3] = lines[3].replacen("{\"i\":2}", "{\"i\":7}", 1);
+    lines[10] = "y".repeat(2 << 20);
+    fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    fails(
+        &env.run(&["verify", tampered.to_str().unwrap()]),
+        1,
+        "FAILED at event seq 3 (line 4): signature",
     );
     fails(
         &env.run(&["verify", "/nonexistent/file.jsonl"]),

@@ -141,6 +141,11 @@ impl Event {
     /// Checks every rule that does not need the previous event: format of
     /// each member, the genesis/public_key pairing, a signable payload.
     pub fn check(&self) -> Result<(), EventError> {
+        if self.seq > jcs::MAX_SAFE_INTEGER {
+            return Err(EventError::Malformed(
+                "seq must be an integer in 0..2^53".into(),
+            ));
+        }
         check_type(&self.event_type, self.seq)?;
         if self.nonce.get_version_num() != 4 || self.nonce.get_variant() != uuid::Variant::RFC4122 {
             return Err(EventError::Malformed("nonce is not a UUIDv4".into()));

@@ -161,6 +161,14 @@ impl ExportVerifier {
         }
     }
 
+    /// Records a line that was too long to read (over [`MAX_EVENT_BYTES`])
+    /// and returns the failure to report — an earlier bad signature still
+    /// pending in the batch is named first.
+    pub fn push_oversized(&mut self, len: usize) -> ExportError {
+        self.line += 1;
+        chain_error(self.chain.reject(EventError::TooLarge(len)))
+    }
+
     fn check_seal(&mut self, value: Value, line: &[u8]) -> Result<Seal, ExportError> {
         let n = self.line;
         let err = |reason: String| ExportError::Seal { line: n, reason };

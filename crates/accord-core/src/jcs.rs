@@ -50,7 +50,8 @@ pub enum JcsError {
 }
 
 /// Parses JSON text strictly: valid UTF-8 JSON per RFC 8259, no duplicate
-/// keys, nothing but whitespace after the value, nesting depth ≤ 128.
+/// keys, nothing but whitespace after the value, at most 127 levels of
+/// nesting (serde_json's recursion limit of 128 counts the outermost call).
 pub fn parse(text: &[u8]) -> Result<Value, JcsError> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let value = StrictValue

@@ -49,12 +49,21 @@ impl KdfParams {
         t_cost: 3,
         p_cost: 1,
     };
-    // Bounds on what a key file may ask for, so a hostile file cannot make
-    // `accord` allocate gigabytes or spin for hours.
-    const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
-    const MAX_T_COST: u32 = 64;
+    // Bounds on what a key file may ask for: a hostile file can cost at most
+    // 1 GiB and 16 passes (seconds, not hours) per open attempt, and no file
+    // is written with parameters weaker than 8 MiB / 1 pass.
+    const MAX_M_COST_KIB: u32 = 1024 * 1024;
+    const MAX_T_COST: u32 = 16;
     const MAX_P_COST: u32 = 16;
     const MIN_M_COST_KIB: u32 = 8 * 1024;
+
+    /// Whether these parameters are within the bounds every key file must
+    /// respect (8 MiB–1 GiB, 1–16 passes, 1–16 lanes).
+    pub fn in_bounds(&self) -> bool {
+        (Self::MIN_M_COST_KIB..=Self::MAX_M_COST_KIB).contains(&self.m_cost_kib)
+            && (1..=Self::MAX_T_COST).contains(&self.t_cost)
+            && (1..=Self::MAX_P_COST).contains(&self.p_cost)
+    }
 }
 
 /// Why a key file could not be written or opened.
@@ -109,6 +118,11 @@ pub fn seal(
     let protection = match passphrase {
         None => json!({ "kdf": "none" }),
         Some([]) => return Err(KeyFileError::EmptyPassphrase),
+        Some(_) if !params.in_bounds() => {
+            return Err(KeyFileError::Kdf(
+                "Argon2 parameters outside 8 MiB-1 GiB, 1-16 passes, 1-16 lanes".into(),
+            ));
+        }
         Some(_) => json!({
             "cipher": "aes-256-gcm",
             "kdf": "argon2id",
@@ -285,10 +299,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, KeyFileError> {
                 t_cost: pn("t_cost")?,
                 p_cost: pn("p_cost")?,
             };
-            if !(KdfParams::MIN_M_COST_KIB..=KdfParams::MAX_M_COST_KIB).contains(&params.m_cost_kib)
-                || !(1..=KdfParams::MAX_T_COST).contains(&params.t_cost)
-                || !(1..=KdfParams::MAX_P_COST).contains(&params.p_cost)
-            {
+            if !params.in_bounds() {
                 return Err(corrupt("Argon2 parameters out of the accepted range"));
             }
             Protection::Argon2 {

@@ -11,7 +11,9 @@
 //! );
 //! ```
 //!
-//! plus triggers that abort any UPDATE or DELETE on `events`. The file's
+//! plus triggers that abort any UPDATE or DELETE on `events`, and any INSERT
+//! whose (agent_id, seq) exists (`INSERT OR REPLACE` deletes the old row
+//! without firing DELETE triggers, so it needs its own guard). The file's
 //! SQLite `application_id` is `0x41434344` ("ACCD"); a file without it is
 //! refused before SQLite writes anything to it.
 
@@ -40,6 +42,9 @@ CREATE TABLE events (
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'accord events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'accord events are append-only'); END;
+CREATE TRIGGER events_no_replace BEFORE INSERT ON events
+    WHEN EXISTS (SELECT 1 FROM events WHERE agent_id = NEW.agent_id AND seq = NEW.seq)
     BEGIN SELECT RAISE(ABORT, 'accord events are append-only'); END;
 ";
 

@@ -124,6 +124,14 @@ fn stored_events_cannot_be_updated_or_deleted_through_sqlite() {
     assert!(e.to_string().contains("append-only"), "{e}");
     let e = conn.execute("DELETE FROM events", []).unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
+    let e = conn
+        .execute("INSERT OR REPLACE INTO events (agent_id, seq, body) SELECT agent_id, seq, x'00' FROM events WHERE seq = 1", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let body: Vec<u8> = conn
+        .query_row("SELECT body FROM events WHERE seq = 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(body.starts_with(b"{\"agent_id\""));
 }
 
 #[test]

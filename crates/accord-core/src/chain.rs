@@ -28,7 +28,7 @@ use crate::timestamp::Timestamp;
 pub enum SignatureMode {
     /// Deterministic batch verification (ed25519-dalek `verify_batch`) of up
     /// to [`BATCH_SIZE`] signatures, falling back to strict single
-    /// verification to name a failure. About 2–3× faster. It agrees with
+    /// verification to name a failure. About 2× faster (docs/BENCHMARKS.md). It agrees with
     /// `Strict` on every signature an honest signer makes and on every forgery;
     /// it can differ only on a signature its own key holder crafted with a
     /// small-torsion component in `R` (see docs/SECURITY.md).

@@ -108,27 +108,24 @@ pub fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
         .zip(map.keys().skip(1))
         .all(|(a, b)| cmp_utf16(a, b) == Ordering::Less);
     if sorted {
-        for (i, (k, v)) in map.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(out, k);
-            out.push(b':');
-            write_value(out, v);
-        }
+        write_members(out, map.iter());
     } else {
         let mut entries: Vec<(&String, &Value)> = map.iter().collect();
         entries.sort_by(|a, b| cmp_utf16(a.0, b.0));
-        for (i, (k, v)) in entries.into_iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(out, k);
-            out.push(b':');
-            write_value(out, v);
-        }
+        write_members(out, entries.into_iter());
     }
     out.push(b'}');
+}
+
+fn write_members<'a>(out: &mut Vec<u8>, members: impl Iterator<Item = (&'a String, &'a Value)>) {
+    for (i, (k, v)) in members.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        write_value(out, v);
+    }
 }
 
 /// Compares two strings by their UTF-16 code units, as RFC 8785 §3.2.3 sorts

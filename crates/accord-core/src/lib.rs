@@ -15,6 +15,7 @@ pub mod hash;
 pub mod identity;
 pub mod jcs;
 pub mod keyfile;
+pub mod merkle;
 pub mod timestamp;
 
 pub use chain::{ChainVerifier, Failure, Reason, SignatureMode, Summary};

@@ -114,16 +114,35 @@ impl Home {
                 source,
             })?;
         write_new_file(&key_path, &file)?;
-        let mut store = SqliteStore::create(&store_path)?;
-        let mut payload = Map::new();
-        if let Some(n) = name {
-            payload.insert("name".into(), Value::String(n.to_owned()));
+        let agent = (|| {
+            let mut store = SqliteStore::create(&store_path)?;
+            let mut payload = Map::new();
+            if let Some(n) = name {
+                payload.insert("name".into(), Value::String(n.to_owned()));
+            }
+            let genesis = Event::genesis(key.public(), now, nonce()?, payload)
+                .sign(&key)
+                .map_err(StoreError::from)?;
+            store.append(&[genesis])?;
+            Ok::<_, HomeError>(store)
+        })();
+        match agent {
+            Ok(store) => Ok(Agent { key, store }),
+            Err(e) => {
+                // Undo only what this call created, so `init` can be retried;
+                // a crash before this point leaves files `init` then refuses
+                // to touch (docs/SECURITY.md, crash safety).
+                for p in [
+                    store_path.clone(),
+                    store_path.with_extension("db-wal"),
+                    store_path.with_extension("db-shm"),
+                    key_path.clone(),
+                ] {
+                    let _ = fs::remove_file(p);
+                }
+                Err(e)
+            }
         }
-        let genesis = Event::genesis(key.public(), now, nonce()?, payload)
-            .sign(&key)
-            .map_err(StoreError::from)?;
-        store.append(&[genesis])?;
-        Ok(Agent { key, store })
     }
 
     /// Reads the public part of the key file (no passphrase needed).

@@ -1,0 +1,377 @@
+//! RFC 9162 (Certificate Transparency v2) Merkle trees over a chain's events:
+//! leaf hash = SHA-256(0x00 ‖ entry), node hash = SHA-256(0x01 ‖ left ‖ right),
+//! the empty tree's hash = SHA-256("").
+//!
+//! [`Tree`] keeps the root incrementally (O(log n) state and work per
+//! append); the proof functions build and check inclusion and consistency
+//! proofs (RFC 9162 §2.1.3 and §2.1.4), with the edge rules of the
+//! transparency-dev reference implementation: hashes are exactly 32 bytes,
+//! and a consistency proof from the empty tree is an error.
+
+use sha2::{Digest, Sha256};
+
+use crate::hash::Hash32;
+
+/// Why a proof was refused or could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MerkleError {
+    /// The leaf index is not inside the tree.
+    #[error("leaf index {index} is outside a tree of size {size}")]
+    IndexOutOfRange {
+        /// Requested index.
+        index: u64,
+        /// Tree size.
+        size: u64,
+    },
+    /// The sizes cannot be compared (size1 > size2, or size1 = 0).
+    #[error("no consistency proof between sizes {size1} and {size2} (needs 0 < size1 <= size2)")]
+    Sizes {
+        /// Older size.
+        size1: u64,
+        /// Newer size.
+        size2: u64,
+    },
+    /// The proof has the wrong number of hashes.
+    #[error("proof has {got} hashes, expected {expected}")]
+    ProofLength {
+        /// Hashes given.
+        got: usize,
+        /// Hashes the sizes call for.
+        expected: usize,
+    },
+    /// The proof does not lead to the given root(s).
+    #[error("proof does not match the root")]
+    RootMismatch,
+}
+
+/// SHA-256(0x00 ‖ entry).
+pub fn leaf_hash(entry: &[u8]) -> Hash32 {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(entry);
+    Hash32(h.finalize().into())
+}
+
+/// SHA-256(0x01 ‖ left ‖ right).
+pub fn node_hash(left: &Hash32, right: &Hash32) -> Hash32 {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left.0);
+    h.update(right.0);
+    Hash32(h.finalize().into())
+}
+
+/// The hash of the empty tree, SHA-256("").
+pub fn empty_root() -> Hash32 {
+    Hash32::of(b"")
+}
+
+/// An append-only Merkle tree that keeps only the roots of its maximal
+/// perfect subtrees (one per set bit of the size).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tree {
+    size: u64,
+    // (height, hash), heights strictly decreasing from the left.
+    frontier: Vec<(u32, Hash32)>,
+}
+
+impl Tree {
+    /// The empty tree.
+    pub fn new() -> Self {
+        Tree::default()
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf given its leaf hash.
+    pub fn push(&mut self, leaf: Hash32) {
+        let (mut height, mut hash) = (0u32, leaf);
+        while let Some(&(h, left)) = self.frontier.last() {
+            if h != height {
+                break;
+            }
+            self.frontier.pop();
+            hash = node_hash(&left, &hash);
+            height += 1;
+        }
+        self.frontier.push((height, hash));
+        self.size += 1;
+    }
+
+    /// The tree head: the Merkle tree hash of all leaves.
+    pub fn root(&self) -> Hash32 {
+        let mut it = self.frontier.iter().rev();
+        match it.next() {
+            None => empty_root(),
+            Some(&(_, last)) => it.fold(last, |acc, (_, left)| node_hash(left, &acc)),
+        }
+    }
+}
+
+/// Largest power of two strictly below `n` (n ≥ 2).
+fn split(n: usize) -> usize {
+    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// The Merkle tree hash of `leaves` (leaf hashes), RFC 9162 §2.1.1.
+pub fn root_of(leaves: &[Hash32]) -> Hash32 {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n);
+            node_hash(&root_of(&leaves[..k]), &root_of(&leaves[k..]))
+        }
+    }
+}
+
+/// The inclusion proof of leaf `index` in the tree of `leaves`
+/// (RFC 9162 §2.1.3.1), leaf-side first.
+pub fn inclusion_proof(leaves: &[Hash32], index: u64) -> Result<Vec<Hash32>, MerkleError> {
+    let size = leaves.len() as u64;
+    if index >= size {
+        return Err(MerkleError::IndexOutOfRange { index, size });
+    }
+    fn path(m: usize, d: &[Hash32], out: &mut Vec<Hash32>) {
+        if d.len() <= 1 {
+            return;
+        }
+        let k = split(d.len());
+        if m < k {
+            path(m, &d[..k], out);
+            out.push(root_of(&d[k..]));
+        } else {
+            path(m - k, &d[k..], out);
+            out.push(root_of(&d[..k]));
+        }
+    }
+    let mut out = Vec::new();
+    path(index as usize, leaves, &mut out);
+    Ok(out)
+}
+
+/// The consistency proof between the first `size1` leaves and all of
+/// `leaves` (RFC 9162 §2.1.4.1).
+pub fn consistency_proof(leaves: &[Hash32], size1: u64) -> Result<Vec<Hash32>, MerkleError> {
+    let size2 = leaves.len() as u64;
+    if size1 == 0 || size1 > size2 {
+        return Err(MerkleError::Sizes { size1, size2 });
+    }
+    fn subproof(m: usize, d: &[Hash32], complete: bool, out: &mut Vec<Hash32>) {
+        let n = d.len();
+        if m == n {
+            if !complete {
+                out.push(root_of(d));
+            }
+            return;
+        }
+        let k = split(n);
+        if m <= k {
+            subproof(m, &d[..k], complete, out);
+            out.push(root_of(&d[k..]));
+        } else {
+            subproof(m - k, &d[k..], false, out);
+            out.push(root_of(&d[..k]));
+        }
+    }
+    let mut out = Vec::new();
+    subproof(size1 as usize, leaves, true, &mut out);
+    Ok(out)
+}
+
+/// Checks that `leaf` is at `index` in the tree of `size` leaves whose root
+/// is `root` (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash32,
+    proof: &[Hash32],
+    root: &Hash32,
+) -> Result<(), MerkleError> {
+    if index >= size {
+        return Err(MerkleError::IndexOutOfRange { index, size });
+    }
+    let (mut fnode, mut snode) = (index, size - 1);
+    let mut r = *leaf;
+    for p in proof {
+        if snode == 0 {
+            return Err(MerkleError::ProofLength {
+                got: proof.len(),
+                expected: inclusion_len(index, size),
+            });
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            r = node_hash(p, &r);
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    if snode != 0 {
+        return Err(MerkleError::ProofLength {
+            got: proof.len(),
+            expected: inclusion_len(index, size),
+        });
+    }
+    if r == *root {
+        Ok(())
+    } else {
+        Err(MerkleError::RootMismatch)
+    }
+}
+
+fn inclusion_len(index: u64, size: u64) -> usize {
+    // Number of levels where the path has a sibling: bits of the last index
+    // below the level at which `index` and `size - 1` share a prefix, plus
+    // the levels on the right border.
+    let inner = 64 - (index ^ (size - 1)).leading_zeros();
+    let border = (index >> inner).count_ones();
+    (inner + border) as usize
+}
+
+/// Checks that the tree of `size2` leaves with root `root2` extends the tree
+/// of `size1` leaves with root `root1` (RFC 9162 §2.1.4.2).
+pub fn verify_consistency(
+    size1: u64,
+    size2: u64,
+    root1: &Hash32,
+    root2: &Hash32,
+    proof: &[Hash32],
+) -> Result<(), MerkleError> {
+    if size1 == 0 || size1 > size2 {
+        return Err(MerkleError::Sizes { size1, size2 });
+    }
+    if size1 == size2 {
+        if !proof.is_empty() {
+            return Err(MerkleError::ProofLength {
+                got: proof.len(),
+                expected: 0,
+            });
+        }
+        return if root1 == root2 {
+            Ok(())
+        } else {
+            Err(MerkleError::RootMismatch)
+        };
+    }
+    let bad_len = || MerkleError::ProofLength {
+        got: proof.len(),
+        expected: 0,
+    };
+    // When size1 is a power of two the old root is itself a node of the new
+    // tree and is not repeated in the proof.
+    let mut path: Vec<&Hash32> = Vec::with_capacity(proof.len() + 1);
+    if size1.is_power_of_two() {
+        path.push(root1);
+    }
+    path.extend(proof.iter());
+    let (first, rest) = path.split_first().ok_or_else(bad_len)?;
+    let (mut fnode, mut snode) = (size1 - 1, size2 - 1);
+    while fnode & 1 == 1 {
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    let (mut fr, mut sr) = (**first, **first);
+    for c in rest {
+        if snode == 0 {
+            return Err(bad_len());
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    if snode != 0 {
+        return Err(bad_len());
+    }
+    if fr == *root1 && sr == *root2 {
+        Ok(())
+    } else {
+        Err(MerkleError::RootMismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(n: usize) -> Vec<Hash32> {
+        (0..n)
+            .map(|i| leaf_hash(&(i as u64).to_le_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn incremental_root_equals_recursive_root() {
+        let all = leaves(70);
+        let mut t = Tree::new();
+        assert_eq!(t.root(), empty_root());
+        for (i, l) in all.iter().enumerate() {
+            t.push(*l);
+            assert_eq!(t.size(), i as u64 + 1);
+            assert_eq!(t.root(), root_of(&all[..=i]), "size {}", i + 1);
+        }
+    }
+
+    #[test]
+    fn every_inclusion_and_consistency_proof_verifies_and_tampering_fails() {
+        for n in 1..=33usize {
+            let all = leaves(n);
+            let root = root_of(&all);
+            for i in 0..n as u64 {
+                let proof = inclusion_proof(&all, i).unwrap();
+                assert_eq!(proof.len(), inclusion_len(i, n as u64), "n {n} i {i}");
+                verify_inclusion(i, n as u64, &all[i as usize], &proof, &root).unwrap();
+                let other = leaf_hash(b"other");
+                assert!(verify_inclusion(i, n as u64, &other, &proof, &root).is_err());
+                if let Some(first) = proof.first() {
+                    let mut bad = proof.clone();
+                    bad[0] = node_hash(first, first);
+                    assert!(verify_inclusion(i, n as u64, &all[i as usize], &bad, &root).is_err());
+                }
+                // Another index under the same root and size is refused.
+                let j = (i + 1) % n as u64;
+                if all[j as usize] != all[i as usize] && n > 1 {
+                    assert!(
+                        verify_inclusion(j, n as u64, &all[i as usize], &proof, &root).is_err()
+                    );
+                }
+            }
+            for m in 1..=n as u64 {
+                let proof = consistency_proof(&all, m).unwrap();
+                let old = root_of(&all[..m as usize]);
+                verify_consistency(m, n as u64, &old, &root, &proof).unwrap();
+                let forked = leaf_hash(b"fork");
+                if m < n as u64 {
+                    assert!(verify_consistency(m, n as u64, &forked, &root, &proof).is_err());
+                    let mut extra = proof.clone();
+                    extra.push(forked);
+                    assert!(verify_consistency(m, n as u64, &old, &root, &extra).is_err());
+                }
+            }
+        }
+        assert!(consistency_proof(&leaves(3), 0).is_err());
+        assert!(inclusion_proof(&leaves(3), 3).is_err());
+    }
+}

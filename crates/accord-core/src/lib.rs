@@ -16,6 +16,7 @@ pub mod identity;
 pub mod jcs;
 pub mod keyfile;
 pub mod merkle;
+pub mod note;
 pub mod timestamp;
 
 pub use chain::{ChainVerifier, Failure, Reason, SignatureMode, Summary};

@@ -769,3 +769,40 @@ fn merkle_reference_tree() {
         }
     }
 }
+
+// ---------------------------------------------------------------- signed note
+
+/// The signed-note example of golang.org/x/mod/sumdb/note (note.go's package
+/// documentation and note_test.go; the same vector is quoted by several
+/// independent implementations). Ed25519 is deterministic, so signing the
+/// text with the published private key must reproduce the published note
+/// byte for byte, and the key ID and verifier key must match.
+#[test]
+fn go_sumdb_note_vector() {
+    use accord_core::note::{Note, verifier_key};
+    use base64::Engine;
+    const SIGNER: &str =
+        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+    const VERIFIER: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+    const TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+    const NOTE: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+    let parts: Vec<&str> = SIGNER.splitn(5, '+').collect();
+    let material = base64::engine::general_purpose::STANDARD
+        .decode(parts[4])
+        .expect("signer key base64");
+    assert_eq!(material[0], 0x01, "Ed25519 signature type");
+    let seed: [u8; 32] = material[1..].try_into().expect("32-byte seed");
+    let key = Keypair::from_seed(&seed).expect("seed");
+    assert_eq!(verifier_key("PeterNeumann", key.public()), VERIFIER);
+    let note = Note::sign(TEXT, "PeterNeumann", &key).expect("sign");
+    assert_eq!(String::from_utf8(note.to_bytes()).unwrap(), NOTE);
+    let parsed = Note::parse(NOTE.as_bytes()).expect("parse");
+    parsed.verify("PeterNeumann", key.public()).expect("verify");
+    let tampered = NOTE.replace("cryptography", "cryptographY");
+    assert!(
+        Note::parse(tampered.as_bytes())
+            .expect("parse")
+            .verify("PeterNeumann", key.public())
+            .is_err()
+    );
+}

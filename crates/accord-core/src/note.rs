@@ -1,0 +1,413 @@
+//! C2SP signed notes (c2sp.org/signed-note), the checkpoints they carry
+//! (c2sp.org/tlog-checkpoint) and Ed25519 witness cosignatures
+//! (c2sp.org/tlog-cosignature, `cosignature/v1`).
+//!
+//! A checkpoint of an agent's chain is
+//!
+//! ```text
+//! accord/agent/<agent_id>
+//! <number of events>
+//! <base64 RFC 9162 root over the events' canonical bytes>
+//!
+//! — accord/agent/<agent_id> <base64(key ID ‖ Ed25519 signature)>
+//! ```
+//!
+//! signed by the agent's own key, so any standard transparency-log witness
+//! can check and cosign it.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::Signature;
+
+use crate::hash::Hash32;
+use crate::identity::{AgentId, Keypair, PublicKey};
+
+/// Signature type byte of plain Ed25519 note signatures.
+pub const SIG_ED25519: u8 = 0x01;
+/// Signature type byte of timestamped Ed25519 cosignatures.
+pub const SIG_COSIGNATURE_V1: u8 = 0x04;
+/// Largest note accepted.
+pub const MAX_NOTE_BYTES: usize = 64 * 1024;
+/// Most signature lines accepted (the spec asks for at least 16).
+pub const MAX_SIGNATURES: usize = 64;
+
+/// Why a note, checkpoint or signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoteError {
+    /// Not a well-formed signed note.
+    #[error("malformed signed note: {0}")]
+    Malformed(String),
+    /// Not a well-formed checkpoint body.
+    #[error("malformed checkpoint: {0}")]
+    Checkpoint(String),
+    /// Key names must be non-empty, without spaces or '+'.
+    #[error("invalid key name {0:?}: it must be non-empty, without spaces or '+'")]
+    KeyName(String),
+    /// No signature line from the expected key.
+    #[error("no signature by {0} on this note")]
+    NotSigned(String),
+    /// A signature line from the expected key does not verify.
+    #[error("the signature by {0} does not verify")]
+    BadSignature(String),
+}
+
+/// SHA-256(name ‖ 0x0A ‖ type ‖ public key)[:4], the signed-note key ID.
+pub fn key_id(name: &str, sig_type: u8, key: &PublicKey) -> [u8; 4] {
+    let mut buf = Vec::with_capacity(name.len() + 34);
+    buf.extend_from_slice(name.as_bytes());
+    buf.push(b'\n');
+    buf.push(sig_type);
+    buf.extend_from_slice(&key.to_bytes());
+    let h = Hash32::of(&buf);
+    [h.0[0], h.0[1], h.0[2], h.0[3]]
+}
+
+/// The verifier key string `name+keyid+base64(0x01 ‖ key)`, as witnesses are
+/// configured with it.
+pub fn verifier_key(name: &str, key: &PublicKey) -> String {
+    let mut material = vec![SIG_ED25519];
+    material.extend_from_slice(&key.to_bytes());
+    format!(
+        "{name}+{}+{}",
+        hex::encode(key_id(name, SIG_ED25519, key)),
+        STANDARD.encode(material)
+    )
+}
+
+fn check_name(name: &str) -> Result<(), NoteError> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
+        Err(NoteError::KeyName(name.chars().take(80).collect()))
+    } else {
+        Ok(())
+    }
+}
+
+/// One signature line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteSignature {
+    /// Key name.
+    pub name: String,
+    /// Key ID (first four bytes of the decoded signature).
+    pub key_id: [u8; 4],
+    /// The rest of the decoded signature.
+    pub signature: Vec<u8>,
+}
+
+/// A parsed signed note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// The text, including its final newline.
+    pub text: String,
+    /// The signature lines, in order.
+    pub signatures: Vec<NoteSignature>,
+}
+
+impl Note {
+    /// Parses a signed note: valid UTF-8, no control characters but newline,
+    /// text ending in newline, a blank line, then `— name base64` lines.
+    pub fn parse(bytes: &[u8]) -> Result<Self, NoteError> {
+        let bad = |m: &str| NoteError::Malformed(m.to_owned());
+        if bytes.len() > MAX_NOTE_BYTES {
+            return Err(bad("larger than 64 KiB"));
+        }
+        let s = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+        if s.chars().any(|c| c.is_ascii_control() && c != '\n') {
+            return Err(bad("contains control characters"));
+        }
+        // The text ends at the last blank line.
+        let split = s
+            .rfind("\n\n")
+            .ok_or_else(|| bad("no blank line before the signatures"))?;
+        let (text, sigs) = (&s[..split + 1], &s[split + 2..]);
+        if !sigs.ends_with('\n') {
+            return Err(bad("signature block does not end in a newline"));
+        }
+        let mut signatures = Vec::new();
+        for line in sigs[..sigs.len() - 1].split('\n') {
+            let rest = line.strip_prefix("\u{2014} ").ok_or_else(|| {
+                bad("a signature line does not start with an em dash and a space")
+            })?;
+            let (name, b64) = rest
+                .split_once(' ')
+                .ok_or_else(|| bad("a signature line has no signature"))?;
+            check_name(name)?;
+            let raw = STANDARD
+                .decode(b64)
+                .map_err(|_| bad("a signature is not base64"))?;
+            if raw.len() < 5 {
+                return Err(bad("a signature is shorter than its key ID"));
+            }
+            signatures.push(NoteSignature {
+                name: name.to_owned(),
+                key_id: [raw[0], raw[1], raw[2], raw[3]],
+                signature: raw[4..].to_vec(),
+            });
+            if signatures.len() > MAX_SIGNATURES {
+                return Err(bad("too many signatures"));
+            }
+        }
+        if signatures.is_empty() {
+            return Err(bad("no signatures"));
+        }
+        Ok(Note {
+            text: text.to_owned(),
+            signatures,
+        })
+    }
+
+    /// Serialises the note: text, blank line, signature lines.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.text.clone().into_bytes();
+        out.push(b'\n');
+        for s in &self.signatures {
+            let mut raw = s.key_id.to_vec();
+            raw.extend_from_slice(&s.signature);
+            out.extend_from_slice(
+                format!("\u{2014} {} {}\n", s.name, STANDARD.encode(raw)).as_bytes(),
+            );
+        }
+        out
+    }
+
+    /// Signs `text` (which must end in a newline) as `name` with plain
+    /// Ed25519.
+    pub fn sign(text: &str, name: &str, key: &Keypair) -> Result<Self, NoteError> {
+        check_name(name)?;
+        if !text.ends_with('\n') || text.chars().any(|c| c.is_ascii_control() && c != '\n') {
+            return Err(NoteError::Malformed(
+                "text must end in a newline and hold no control characters".into(),
+            ));
+        }
+        let sig = key.sign(text.as_bytes());
+        Ok(Note {
+            text: text.to_owned(),
+            signatures: vec![NoteSignature {
+                name: name.to_owned(),
+                key_id: key_id(name, SIG_ED25519, key.public()),
+                signature: sig.to_bytes().to_vec(),
+            }],
+        })
+    }
+
+    /// Verifies the plain Ed25519 signature by (`name`, `key`). Lines from
+    /// other keys are ignored, as the spec requires.
+    pub fn verify(&self, name: &str, key: &PublicKey) -> Result<(), NoteError> {
+        let id = key_id(name, SIG_ED25519, key);
+        let sig = self
+            .signatures
+            .iter()
+            .find(|s| s.name == name && s.key_id == id)
+            .ok_or_else(|| NoteError::NotSigned(name.to_owned()))?;
+        let ok = <[u8; 64]>::try_from(sig.signature.as_slice())
+            .map(|b| key.verify_strict(self.text.as_bytes(), &Signature::from_bytes(&b)))
+            .unwrap_or(false);
+        if ok {
+            Ok(())
+        } else {
+            Err(NoteError::BadSignature(name.to_owned()))
+        }
+    }
+
+    /// Adds a `cosignature/v1` line by (`name`, `key`) at POSIX time `time`.
+    pub fn cosign(&mut self, name: &str, key: &Keypair, time: u64) -> Result<(), NoteError> {
+        check_name(name)?;
+        let sig = key.sign(&cosigned_message(&self.text, time));
+        let mut raw = time.to_be_bytes().to_vec();
+        raw.extend_from_slice(&sig.to_bytes());
+        self.signatures.push(NoteSignature {
+            name: name.to_owned(),
+            key_id: key_id(name, SIG_COSIGNATURE_V1, key.public()),
+            signature: raw,
+        });
+        Ok(())
+    }
+
+    /// Verifies the `cosignature/v1` line by (`name`, `key`) and returns its
+    /// timestamp.
+    pub fn verify_cosignature(&self, name: &str, key: &PublicKey) -> Result<u64, NoteError> {
+        let id = key_id(name, SIG_COSIGNATURE_V1, key);
+        let sig = self
+            .signatures
+            .iter()
+            .find(|s| s.name == name && s.key_id == id)
+            .ok_or_else(|| NoteError::NotSigned(name.to_owned()))?;
+        let bad = || NoteError::BadSignature(name.to_owned());
+        if sig.signature.len() != 72 {
+            return Err(bad());
+        }
+        let time = u64::from_be_bytes(sig.signature[..8].try_into().map_err(|_| bad())?);
+        if time > i64::MAX as u64 {
+            return Err(bad());
+        }
+        let s: [u8; 64] = sig.signature[8..].try_into().map_err(|_| bad())?;
+        if key.verify_strict(
+            &cosigned_message(&self.text, time),
+            &Signature::from_bytes(&s),
+        ) {
+            Ok(time)
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+fn cosigned_message(text: &str, time: u64) -> Vec<u8> {
+    format!("cosignature/v1\ntime {time}\n{text}").into_bytes()
+}
+
+/// A tree head of an agent's chain (c2sp.org/tlog-checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// `accord/agent/<agent_id>`; also the signing key's name.
+    pub origin: String,
+    /// Number of events covered.
+    pub size: u64,
+    /// RFC 9162 root over the events' canonical bytes.
+    pub root: Hash32,
+}
+
+impl Checkpoint {
+    /// The origin (and key name) of `agent`'s checkpoints.
+    pub fn origin_of(agent: &AgentId) -> String {
+        format!("accord/agent/{agent}")
+    }
+
+    /// The note text: origin, size, base64 root, each ending in a newline.
+    pub fn text(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            STANDARD.encode(self.root.0)
+        )
+    }
+
+    /// Parses a checkpoint body (extension lines are refused: Accord writes
+    /// none).
+    pub fn parse_text(text: &str) -> Result<Self, NoteError> {
+        let bad = |m: &str| NoteError::Checkpoint(m.to_owned());
+        let lines: Vec<&str> = text
+            .strip_suffix('\n')
+            .ok_or_else(|| bad("no final newline"))?
+            .split('\n')
+            .collect();
+        let [origin, size, root] = lines[..] else {
+            return Err(bad("expected exactly three lines: origin, size, root"));
+        };
+        check_name(origin).map_err(|_| bad("origin has spaces or '+'"))?;
+        if size.is_empty()
+            || !size.bytes().all(|b| b.is_ascii_digit())
+            || (size.len() > 1 && size.starts_with('0'))
+        {
+            return Err(bad("size is not a decimal without leading zeros"));
+        }
+        let size: u64 = size.parse().map_err(|_| bad("size out of range"))?;
+        let root = STANDARD
+            .decode(root)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| bad("root is not 32 bytes of base64"))?;
+        Ok(Checkpoint {
+            origin: origin.to_owned(),
+            size,
+            root: Hash32(root),
+        })
+    }
+
+    /// Signs the checkpoint with the agent's key; the key must be the one
+    /// the origin names.
+    pub fn sign(&self, key: &Keypair) -> Result<Note, NoteError> {
+        if self.origin != Self::origin_of(key.agent_id()) {
+            return Err(NoteError::Checkpoint(
+                "origin does not name the signing agent".into(),
+            ));
+        }
+        Note::sign(&self.text(), &self.origin, key)
+    }
+
+    /// Parses a signed checkpoint and verifies it was signed by `key`, the
+    /// agent its origin names.
+    pub fn open(note: &[u8], key: &PublicKey) -> Result<(Checkpoint, Note), NoteError> {
+        let note = Note::parse(note)?;
+        let cp = Checkpoint::parse_text(&note.text)?;
+        if cp.origin != Self::origin_of(&key.agent_id()) {
+            return Err(NoteError::Checkpoint(format!(
+                "origin {:?} is not the log of agent {}",
+                cp.origin,
+                key.agent_id()
+            )));
+        }
+        note.verify(&cp.origin, key)?;
+        Ok((cp, note))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_round_trip_and_tampering() {
+        let k = Keypair::from_seed(&[5u8; 32]).unwrap();
+        let cp = Checkpoint {
+            origin: Checkpoint::origin_of(k.agent_id()),
+            size: 1204,
+            root: Hash32::of(b"root"),
+        };
+        let note = cp.sign(&k).unwrap();
+        let bytes = note.to_bytes();
+        let (parsed, _) = Checkpoint::open(&bytes, k.public()).unwrap();
+        assert_eq!(parsed, cp);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let edited = text.replacen("1204", "1203", 1);
+        assert!(matches!(
+            Checkpoint::open(edited.as_bytes(), k.public()),
+            Err(NoteError::BadSignature(_))
+        ));
+        let other = Keypair::from_seed(&[6u8; 32]).unwrap();
+        assert!(Checkpoint::open(&bytes, other.public()).is_err());
+        for bad in [
+            "",
+            "a\n",
+            "x\n\n— n AAAA\n",
+            "o\n01\nAAAA\n\n— o AAAAAAA=\n",
+        ] {
+            assert!(
+                Checkpoint::open(bad.as_bytes(), k.public()).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cosignature_round_trip() {
+        let log = Keypair::from_seed(&[5u8; 32]).unwrap();
+        let witness = Keypair::from_seed(&[7u8; 32]).unwrap();
+        let cp = Checkpoint {
+            origin: Checkpoint::origin_of(log.agent_id()),
+            size: 3,
+            root: Hash32::of(b"r"),
+        };
+        let mut note = cp.sign(&log).unwrap();
+        note.cosign("accord/agent/witness", &witness, 1_795_000_000)
+            .unwrap();
+        let reparsed = Note::parse(&note.to_bytes()).unwrap();
+        assert_eq!(
+            reparsed.verify_cosignature("accord/agent/witness", witness.public()),
+            Ok(1_795_000_000)
+        );
+        // A cosignature is not a plain signature and vice versa.
+        assert!(
+            reparsed
+                .verify("accord/agent/witness", witness.public())
+                .is_err()
+        );
+        assert!(
+            reparsed
+                .verify_cosignature(&cp.origin, log.public())
+                .is_err()
+        );
+        reparsed.verify(&cp.origin, log.public()).unwrap();
+    }
+}

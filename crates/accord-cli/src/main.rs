@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use accord_core::export::ExportVerifier;
 use accord_core::keyfile::KdfParams;
-use accord_core::{Map, SignatureMode, SignedEvent, Value, event, jcs};
+use accord_core::{
+    AgentId, Map, SignatureMode, SignedEvent, Value, event, jcs, merkle, note, proof,
+};
 use accord_store::home::verify_store;
 use accord_store::{EventStore, Home};
 use clap::{Args, Parser, Subcommand};
@@ -96,6 +98,26 @@ enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Sign and record a C2SP checkpoint (size + RFC 9162 root) of the chain
+    Checkpoint {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Write a self-contained proof: one event's inclusion, or consistency since an earlier size
+    Prove(ProveArgs),
+    /// Check a proof file offline (inclusion or consistency); reports forks
+    VerifyProof {
+        /// A file written by `accord prove`
+        file: PathBuf,
+        /// Require the proof to be about this agent
+        #[arg(long, value_name = "AGENT_ID")]
+        agent: Option<String>,
+        /// A checkpoint you kept earlier: check the proof's new checkpoint against it
+        #[arg(long, value_name = "CHECKPOINT")]
+        against: Option<PathBuf>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Run the tour: create an agent, stamp, verify, tamper, catch it
     Demo,
     /// Measure append and verify throughput on this machine
@@ -107,6 +129,22 @@ struct JsonFlag {
     /// Machine-readable JSON output
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct ProveArgs {
+    /// Prove that the event with this seq is in the log
+    #[arg(required_unless_present = "from", conflicts_with = "from")]
+    seq: Option<u64>,
+    /// Prove that the current log extends the log as it was at SIZE events
+    #[arg(long, value_name = "SIZE")]
+    from: Option<u64>,
+    /// Output file [default: stdout]
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Replace an existing output file
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -179,6 +217,14 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
                 None => cmd_verify_store(home, mode, out.json),
             }
         }
+        Command::Checkpoint { out } => cmd_checkpoint(home, out.json),
+        Command::Prove(args) => cmd_prove(home, args),
+        Command::VerifyProof {
+            file,
+            agent,
+            against,
+            out,
+        } => cmd_verify_proof(&file, agent.as_deref(), against.as_deref(), out.json),
         Command::Demo => demo::run(),
         Command::Bench(args) => bench::run(args),
     }
@@ -497,6 +543,178 @@ fn cmd_verify_file(
             Ok(())
         }
         Err(e) => fail(e),
+    }
+}
+
+fn cmd_checkpoint(home: &Home, json: bool) -> Result<(), CliError> {
+    let mut agent = open_agent(home)?;
+    let (cp, note, _) = agent.checkpoint(None)?;
+    let text = String::from_utf8_lossy(&note.to_bytes()).into_owned();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "origin": cp.origin,
+                "size": cp.size,
+                "root": cp.root.to_hex(),
+                "note": text,
+                "verifier_key": accord_core::note::verifier_key(&cp.origin, agent.key().public()),
+            })
+        );
+    } else {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+fn cmd_prove(home: &Home, args: ProveArgs) -> Result<(), CliError> {
+    let mut agent = open_agent(home)?;
+    let (_, note, leaves) = agent.checkpoint(None)?;
+    let key = *agent.key().public();
+    let file = match (args.seq, args.from) {
+        (Some(seq), _) => {
+            let proof = merkle::inclusion_proof(&leaves, seq)
+                .map_err(|e| CliError::input(e.to_string()))?;
+            let mut body = None;
+            let id = agent.key().agent_id().clone();
+            agent.store().scan(&id, seq, Some(seq), &mut |_, b| {
+                body = Some(b.to_vec());
+                Ok(std::ops::ControlFlow::Break(()))
+            })?;
+            let body = body.ok_or_else(|| CliError::input(format!("no event with seq {seq}")))?;
+            let event = SignedEvent::from_canonical(&body)
+                .map_err(|e| CliError::new(Code::Store, e.to_string()))?;
+            proof::inclusion_file(&note, &event, &proof, &key)
+        }
+        (None, Some(size)) => {
+            let (_, old, _) = agent.checkpoint(Some(size))?;
+            let proof = merkle::consistency_proof(&leaves, size)
+                .map_err(|e| CliError::input(e.to_string()))?;
+            proof::consistency_file(&old, &note, &proof, &key)
+        }
+        (None, None) => return Err(CliError::input("give SEQ or --from SIZE")),
+    };
+    write_output(args.out.as_deref(), args.force, &file)
+}
+
+fn cmd_verify_proof(
+    path: &Path,
+    agent: Option<&str>,
+    against: Option<&Path>,
+    json: bool,
+) -> Result<(), CliError> {
+    let bytes = input::read_all(Some(path), proof::MAX_PROOF_BYTES)?;
+    let expect = agent
+        .map(AgentId::parse)
+        .transpose()
+        .map_err(|e| CliError::input(format!("--agent: {e}")))?;
+    let kept = against
+        .map(|p| input::read_all(Some(p), note::MAX_NOTE_BYTES))
+        .transpose()?;
+    match proof::verify_file(&bytes, expect.as_ref(), kept.as_deref()) {
+        Ok(proof::Verified::Inclusion { checkpoint, event }) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "kind": "inclusion", "origin": checkpoint.origin, "size": checkpoint.size,
+                           "root": checkpoint.root.to_hex(), "seq": event.seq(), "event_hash": event.hash().to_hex()})
+                );
+            } else {
+                println!(
+                    "proof verified — event seq {} ({}) is entry {} of {} in the log of {}
+  root {}",
+                    event.seq(),
+                    printable(&event.event().event_type),
+                    event.seq(),
+                    group_digits(checkpoint.size),
+                    event.event().agent_id,
+                    checkpoint.root
+                );
+            }
+            Ok(())
+        }
+        Ok(proof::Verified::Consistency { old, new }) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "kind": "consistency", "origin": new.origin, "old_size": old.size,
+                           "old_root": old.root.to_hex(), "new_size": new.size, "new_root": new.root.to_hex()})
+                );
+            } else {
+                println!(
+                    "proof verified — the log at {} events extends the log at {} events (append-only)
+  origin {}",
+                    group_digits(new.size),
+                    group_digits(old.size),
+                    new.origin
+                );
+            }
+            Ok(())
+        }
+        Err(proof::ProofError::Fork {
+            size1,
+            root1,
+            size2,
+            root2,
+            evidence,
+        }) => {
+            let msg = format!(
+                "FORK: the agent signed two checkpoints that no append-only log can join (size {size1} root {root1}, size {size2} root {root2})"
+            );
+            if json {
+                println!(
+                    "{}",
+                    json!({"ok": false, "fork": true, "reason": msg, "evidence": [evidence.0, evidence.1]})
+                );
+            } else {
+                eprintln!(
+                    "evidence (both signed by the agent):\n{}\n{}",
+                    evidence.0, evidence.1
+                );
+            }
+            Err(CliError::new(Code::VerifyFailed, msg))
+        }
+        Err(e) => {
+            if json {
+                println!("{}", json!({"ok": false, "reason": e.to_string()}));
+            }
+            Err(CliError::new(
+                Code::VerifyFailed,
+                format!("proof FAILED: {e}"),
+            ))
+        }
+    }
+}
+
+fn write_output(out: Option<&Path>, force: bool, bytes: &[u8]) -> Result<(), CliError> {
+    match out {
+        Some(path) => {
+            let mut opts = OpenOptions::new();
+            opts.write(true);
+            if force {
+                opts.create(true).truncate(true);
+            } else {
+                opts.create_new(true);
+            }
+            let mut f = opts.open(path).map_err(|e| {
+                let hint = if e.kind() == io::ErrorKind::AlreadyExists {
+                    " (pass --force to replace it)"
+                } else {
+                    ""
+                };
+                CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
+            })?;
+            f.write_all(bytes)
+                .and_then(|_| f.write_all(b"\n"))
+                .and_then(|_| f.sync_all())
+                .map_err(|e| CliError::io(format!("cannot write {}: {e}", path.display())))
+        }
+        None => {
+            let mut o = io::stdout().lock();
+            o.write_all(bytes)
+                .and_then(|_| o.write_all(b"\n"))
+                .map_err(|e| CliError::io(format!("cannot write output: {e}")))
+        }
     }
 }
 

@@ -592,3 +592,128 @@ fn concurrent_writers_do_not_fork_the_chain() {
         assert_eq!(n, per as usize, "writer {w}");
     }
 }
+
+#[test]
+fn checkpoints_and_proofs() {
+    let env = Env::new();
+    env.init();
+    let input: String = (0..40)
+        .map(|i| format!("{{\"type\":\"s\",\"payload\":{{\"i\":{i}}}}}\n"))
+        .collect();
+    ok(&env.run_stdin(&["stamp", "--stdin"], input.as_bytes()));
+    let cp = json(&env.run(&["checkpoint", "--json"]));
+    assert_eq!(cp["size"], 41);
+    let id = json(&env.run(&["id", "--json"]))["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(cp["origin"], format!("accord/agent/{id}"));
+    let note = cp["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!("accord/agent/{id}\n41\n"))
+            && note.contains("\n\n\u{2014} accord/agent/")
+    );
+
+    // Inclusion.
+    let p = env.path("p.json");
+    ok(&env.run(&["prove", "17", "--out", p.to_str().unwrap()]));
+    let r = json(&env.run(&["verify-proof", p.to_str().unwrap(), "--json"]));
+    assert_eq!(
+        (r["kind"].as_str(), r["seq"].as_u64(), r["size"].as_u64()),
+        (Some("inclusion"), Some(17), Some(41))
+    );
+    ok(&env.run(&["verify-proof", p.to_str().unwrap(), "--agent", &id]));
+    fails(
+        &env.run(&[
+            "verify-proof",
+            p.to_str().unwrap(),
+            "--agent",
+            "11111111111111111111111111111111",
+        ]),
+        1,
+        "not 1111",
+    );
+    let text = fs::read_to_string(&p).unwrap();
+    let tampered = env.path("t.json");
+    fs::write(&tampered, text.replacen("\\\"i\\\":16", "\\\"i\\\":61", 1)).unwrap();
+    fails(
+        &env.run(&["verify-proof", tampered.to_str().unwrap()]),
+        1,
+        "proof FAILED: event",
+    );
+    fails(&env.run(&["prove", "41"]), 3, "outside a tree of size 41");
+
+    // Consistency.
+    let c = env.path("c.json");
+    ok(&env.run(&["prove", "--from", "10", "--out", c.to_str().unwrap()]));
+    let r = json(&env.run(&["verify-proof", c.to_str().unwrap(), "--json"]));
+    assert_eq!(
+        (r["old_size"].as_u64(), r["new_size"].as_u64()),
+        (Some(10), Some(41))
+    );
+    fails(&env.run(&["prove", "--from", "0"]), 5, "covers 1 to 41");
+    fs::write(&tampered, b"{\"format\":\"nope\"}").unwrap();
+    fails(
+        &env.run(&["verify-proof", tampered.to_str().unwrap()]),
+        1,
+        "malformed proof file",
+    );
+
+    // Fork: the same key keeps a second history from seq 41 on.
+    let kept = env.path("kept.note");
+    let fork_home = env.path("fork");
+    copy_dir(&env.home(), &fork_home);
+    ok(&env.run(&["stamp", "paid", "--payload", "{\"amount\":100}"]));
+    fs::write(
+        &kept,
+        json(&env.run(&["checkpoint", "--json"]))["note"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let in_fork = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
+        c.arg("--home")
+            .arg(&fork_home)
+            .args(args)
+            .env_remove("ACCORD_PASSPHRASE");
+        c.output().unwrap()
+    };
+    ok(&in_fork(&[
+        "stamp",
+        "paid",
+        "--payload",
+        "{\"amount\":900}",
+    ]));
+    ok(&in_fork(&["stamp", "more"]));
+    ok(&in_fork(&[
+        "prove",
+        "--from",
+        "42",
+        "--out",
+        c.to_str().unwrap(),
+        "--force",
+    ]));
+    // On its own the forked proof is self-consistent…
+    ok(&env.run(&["verify-proof", c.to_str().unwrap()]));
+    // …but not with the checkpoint the verifier kept.
+    let out = env.run(&[
+        "verify-proof",
+        c.to_str().unwrap(),
+        "--against",
+        kept.to_str().unwrap(),
+        "--json",
+    ]);
+    fails(&out, 1, "FORK");
+    let r = json(&out);
+    assert_eq!(r["fork"], true);
+    assert_eq!(r["evidence"].as_array().unwrap().len(), 2);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}

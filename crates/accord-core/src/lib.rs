@@ -17,6 +17,7 @@ pub mod jcs;
 pub mod keyfile;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 pub mod timestamp;
 
 pub use chain::{ChainVerifier, Failure, Reason, SignatureMode, Summary};

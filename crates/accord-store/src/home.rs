@@ -13,9 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use accord_core::export::Seal;
 use accord_core::keyfile::{self, KdfParams, KeyFileError, KeyFileInfo};
+use accord_core::merkle;
+use accord_core::note::{Checkpoint, Note};
 use accord_core::{
-    ChainVerifier, Event, Failure, Keypair, Map, SignatureMode, SignedEvent, Summary, Timestamp,
-    Uuid, Value,
+    ChainVerifier, Event, Failure, Hash32, Keypair, Map, SignatureMode, SignedEvent, Summary,
+    Timestamp, Uuid, Value,
 };
 use rand_core::UnwrapErr;
 
@@ -268,6 +270,56 @@ impl Agent {
             Ok(out)
         })?;
         Ok(written)
+    }
+
+    /// RFC 9162 leaf hashes of the first `size` events (all when `None`).
+    pub fn leaf_hashes(&self, size: Option<u64>) -> Result<Vec<Hash32>, HomeError> {
+        let agent = self.key.agent_id().clone();
+        let head = self
+            .store
+            .head(&agent)?
+            .ok_or_else(|| StoreError::Invalid("the chain is empty".into()))?;
+        let size = size.unwrap_or(head.seq + 1);
+        if size == 0 || size > head.seq + 1 {
+            return Err(HomeError::Store(StoreError::Invalid(format!(
+                "the chain has {} events; a checkpoint covers 1 to {} of them, not {size}",
+                head.seq + 1,
+                head.seq + 1
+            ))));
+        }
+        let mut leaves = Vec::with_capacity(size as usize);
+        self.store.scan(&agent, 0, Some(size - 1), &mut |_, body| {
+            leaves.push(merkle::leaf_hash(body));
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if leaves.len() as u64 != size {
+            return Err(HomeError::Store(StoreError::Corrupt(format!(
+                "expected {size} events, read {}",
+                leaves.len()
+            ))));
+        }
+        Ok(leaves)
+    }
+
+    /// Signs a checkpoint of the first `size` events (all when `None`),
+    /// records it in the store and returns it with the leaf hashes it covers.
+    pub fn checkpoint(
+        &mut self,
+        size: Option<u64>,
+    ) -> Result<(Checkpoint, Note, Vec<Hash32>), HomeError> {
+        let leaves = self.leaf_hashes(size)?;
+        let cp = Checkpoint {
+            origin: Checkpoint::origin_of(self.key.agent_id()),
+            size: leaves.len() as u64,
+            root: merkle::root_of(&leaves),
+        };
+        let note = cp
+            .sign(&self.key)
+            .map_err(|e| HomeError::Io(e.to_string()))?;
+        let agent = self.key.agent_id().clone();
+        self.store
+            .record_checkpoint(&agent, cp.size, &note.to_bytes())?;
+        Ok((cp, note, leaves))
     }
 
     /// Writes the chain as JSON lines followed by a signed seal line;

@@ -157,6 +157,19 @@ pub trait EventStore {
 
     /// Agents with a chain in this store.
     fn agents(&self) -> Result<Vec<AgentId>, StoreError>;
+
+    /// Records a signed checkpoint (C2SP note) of `agent`'s chain at `size`
+    /// events. Recording the same note twice is a no-op; a different note
+    /// for a size already recorded is refused (it would mean two histories).
+    fn record_checkpoint(
+        &mut self,
+        agent: &AgentId,
+        size: u64,
+        note: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// All recorded checkpoints of `agent`, by size.
+    fn checkpoints(&self, agent: &AgentId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
 }
 
 /// Checks that `events` continue a chain whose head is `head`.

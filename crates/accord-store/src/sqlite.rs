@@ -29,8 +29,9 @@ use crate::{BuildFn, EventStore, Head, ScanFn, StoreError, check_continuation};
 
 /// SQLite `application_id` of an Accord store ("ACCD").
 pub const APPLICATION_ID: i32 = 0x4143_4344;
-/// Schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i32 = 1;
+/// Schema version (`PRAGMA user_version`). Version 1 stores (events only)
+/// are upgraded in place on open.
+pub const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE events (
@@ -46,6 +47,24 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 CREATE TRIGGER events_no_replace BEFORE INSERT ON events
     WHEN EXISTS (SELECT 1 FROM events WHERE agent_id = NEW.agent_id AND seq = NEW.seq)
     BEGIN SELECT RAISE(ABORT, 'accord events are append-only'); END;
+";
+
+/// Added in schema version 2: every checkpoint the agent signed, so later
+/// consistency can be proved against it.
+const SCHEMA_V2: &str = "
+CREATE TABLE checkpoints (
+    agent_id TEXT    NOT NULL,
+    size     INTEGER NOT NULL,
+    note     BLOB    NOT NULL,
+    PRIMARY KEY (agent_id, size)
+);
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'accord checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'accord checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_no_replace BEFORE INSERT ON checkpoints
+    WHEN EXISTS (SELECT 1 FROM checkpoints WHERE agent_id = NEW.agent_id AND size = NEW.size)
+    BEGIN SELECT RAISE(ABORT, 'accord checkpoints are append-only'); END;
 ";
 
 /// The SQLite-backed [`EventStore`].
@@ -76,6 +95,7 @@ impl SqliteStore {
              BEGIN;
              PRAGMA application_id = {APPLICATION_ID};
              {SCHEMA}
+             {SCHEMA_V2}
              PRAGMA user_version = {SCHEMA_VERSION};
              COMMIT;
              PRAGMA wal_checkpoint(TRUNCATE);"
@@ -95,13 +115,23 @@ impl SqliteStore {
         let version: i32 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| not_a_store(path, e))?;
-        if version != SCHEMA_VERSION {
-            return Err(StoreError::NotAStore {
+        let store = Self::configure(conn, path)?;
+        match version {
+            SCHEMA_VERSION => Ok(store),
+            1 => {
+                // Additive upgrade in one transaction: nothing stored changes.
+                store.conn.execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {SCHEMA_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))?;
+                Ok(store)
+            }
+            _ => Err(StoreError::NotAStore {
                 path: path.display().to_string(),
-                reason: format!("schema version {version}, this build reads {SCHEMA_VERSION}"),
-            });
+                reason: format!(
+                    "schema version {version}, this build reads 1 and {SCHEMA_VERSION}"
+                ),
+            }),
         }
-        Self::configure(conn, path)
     }
 
     fn configure(conn: Connection, path: &Path) -> Result<Self, StoreError> {
@@ -220,6 +250,49 @@ impl EventStore for SqliteStore {
             }
         }
         Ok(())
+    }
+
+    fn record_checkpoint(
+        &mut self,
+        agent: &AgentId,
+        size: u64,
+        note: &[u8],
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT note FROM checkpoints WHERE agent_id = ?1 AND size = ?2",
+                params![agent.as_str(), size as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match existing {
+            Some(old) if old == note => return Ok(()),
+            Some(_) => {
+                return Err(StoreError::Invalid(format!(
+                    "a different checkpoint of size {size} is already recorded for {agent} (the chain was rewritten)"
+                )));
+            }
+            None => {}
+        }
+        tx.execute(
+            "INSERT INTO checkpoints (agent_id, size, note) VALUES (?1, ?2, ?3)",
+            params![agent.as_str(), size as i64, note],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn checkpoints(&self, agent: &AgentId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT size, note FROM checkpoints WHERE agent_id = ?1 ORDER BY size",
+        )?;
+        let rows = stmt.query_map(params![agent.as_str()], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn agents(&self) -> Result<Vec<AgentId>, StoreError> {

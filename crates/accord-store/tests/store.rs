@@ -259,3 +259,58 @@ fn readme_example_is_the_compiled_doctest() {
         .collect();
     assert_eq!(example, doctest);
 }
+
+/// A version-1 store (events only) is upgraded in place on open, without
+/// touching its events; a second, different checkpoint of a recorded size
+/// is refused.
+#[test]
+fn v1_store_upgrades_and_checkpoints_are_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = agent_in(dir.path());
+    agent.stamp_batch((0..5).map(item).collect()).unwrap();
+    let id = agent.key().agent_id().clone();
+    drop(agent);
+    let db = dir.path().join("a/events.db");
+    let bodies = |db: &Path| -> Vec<Vec<u8>> {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let mut s = c.prepare("SELECT body FROM events ORDER BY seq").unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let before = bodies(&db);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "DROP TRIGGER checkpoints_no_update; DROP TRIGGER checkpoints_no_delete;
+             DROP TRIGGER checkpoints_no_replace; DROP TABLE checkpoints; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    let mut store = SqliteStore::open(&db).unwrap();
+    let version: i32 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(bodies(&db), before);
+    store.record_checkpoint(&id, 3, b"note-a").unwrap();
+    store.record_checkpoint(&id, 3, b"note-a").unwrap();
+    let err = store.record_checkpoint(&id, 3, b"note-b").unwrap_err();
+    assert!(err.to_string().contains("already recorded"), "{err}");
+    assert_eq!(
+        store.checkpoints(&id).unwrap(),
+        vec![(3, b"note-a".to_vec())]
+    );
+    // Unknown future versions are refused untouched.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 9")
+        .unwrap();
+    let before = sha(&db);
+    assert!(matches!(
+        SqliteStore::open(&db),
+        Err(StoreError::NotAStore { .. })
+    ));
+    assert_eq!(sha(&db), before);
+}

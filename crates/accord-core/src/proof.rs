@@ -1,0 +1,270 @@
+//! Self-contained proof files, verifiable offline with only the agent's
+//! public key (which the file carries; the verifier checks it derives the
+//! agent_id the checkpoint's origin names, and may pin the agent_id).
+//!
+//! `accord-inclusion-proof/1` — one event is in the log:
+//!
+//! ```text
+//! {"checkpoint":"<signed note>","event":"<the event's canonical JSON, as a string>",
+//!  "format":"accord-inclusion-proof/1","index":N,"proof":["<base64>",…],"public_key":"<base64url>"}
+//! ```
+//!
+//! `accord-consistency-proof/1` — the newer checkpoint extends the older one:
+//!
+//! ```text
+//! {"format":"accord-consistency-proof/1","new":"<signed note>","old":"<signed note>",
+//!  "proof":["<base64>",…],"public_key":"<base64url>"}
+//! ```
+//!
+//! Both are RFC 8785 canonical JSON; hashes in `proof` are standard base64
+//! (as in checkpoints).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value};
+
+use crate::event::SignedEvent;
+use crate::hash::Hash32;
+use crate::identity::{AgentId, PublicKey};
+use crate::jcs;
+use crate::merkle::{self, MerkleError};
+use crate::note::{Checkpoint, Note, NoteError};
+
+/// `format` of inclusion proofs.
+pub const INCLUSION_FORMAT: &str = "accord-inclusion-proof/1";
+/// `format` of consistency proofs.
+pub const CONSISTENCY_FORMAT: &str = "accord-consistency-proof/1";
+/// Largest proof file accepted.
+pub const MAX_PROOF_BYTES: usize = 4 << 20;
+
+/// Why a proof file does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProofError {
+    /// Not a proof file this build reads.
+    #[error("malformed proof file: {0}")]
+    Malformed(String),
+    /// A checkpoint does not open under the key.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] NoteError),
+    /// The key does not belong to the expected agent.
+    #[error("the proof is for agent {found}, not {expected}")]
+    WrongAgent {
+        /// Pinned agent.
+        expected: AgentId,
+        /// Agent of the proof's key.
+        found: AgentId,
+    },
+    /// The event is not the one at `index`, or its signature fails.
+    #[error("event: {0}")]
+    Event(String),
+    /// The Merkle proof does not hold.
+    #[error("merkle proof: {0}")]
+    Merkle(#[from] MerkleError),
+    /// Two validly signed checkpoints of the same agent that no append-only
+    /// history can explain.
+    #[error(
+        "FORK: the agent signed checkpoints that are not consistent (size {size1} root {root1} vs size {size2} root {root2})"
+    )]
+    Fork {
+        /// Older size.
+        size1: u64,
+        /// Older root.
+        root1: Hash32,
+        /// Newer size.
+        size2: u64,
+        /// Newer root.
+        root2: Hash32,
+        /// The two signed notes, as evidence.
+        evidence: Box<(String, String)>,
+    },
+}
+
+/// What a verified proof established.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verified {
+    /// `event` is entry `index` of the log at `checkpoint`.
+    Inclusion {
+        /// The checkpoint.
+        checkpoint: Checkpoint,
+        /// The event.
+        event: Box<SignedEvent>,
+    },
+    /// The log at `new` extends the log at `old`.
+    Consistency {
+        /// The older checkpoint.
+        old: Checkpoint,
+        /// The newer checkpoint.
+        new: Checkpoint,
+    },
+}
+
+fn b64_list(hashes: &[Hash32]) -> Value {
+    Value::Array(
+        hashes
+            .iter()
+            .map(|h| Value::String(STANDARD.encode(h.0)))
+            .collect(),
+    )
+}
+
+/// Writes an inclusion proof file.
+pub fn inclusion_file(
+    checkpoint: &Note,
+    event: &SignedEvent,
+    proof: &[Hash32],
+    key: &PublicKey,
+) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert(
+        "checkpoint".into(),
+        String::from_utf8_lossy(&checkpoint.to_bytes())
+            .into_owned()
+            .into(),
+    );
+    m.insert(
+        "event".into(),
+        String::from_utf8_lossy(event.canonical())
+            .into_owned()
+            .into(),
+    );
+    m.insert("format".into(), INCLUSION_FORMAT.into());
+    m.insert("index".into(), event.seq().into());
+    m.insert("proof".into(), b64_list(proof));
+    m.insert("public_key".into(), key.to_b64().into());
+    jcs::to_vec(&Value::Object(m))
+}
+
+/// Writes a consistency proof file.
+pub fn consistency_file(old: &Note, new: &Note, proof: &[Hash32], key: &PublicKey) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert("format".into(), CONSISTENCY_FORMAT.into());
+    m.insert(
+        "new".into(),
+        String::from_utf8_lossy(&new.to_bytes()).into_owned().into(),
+    );
+    m.insert(
+        "old".into(),
+        String::from_utf8_lossy(&old.to_bytes()).into_owned().into(),
+    );
+    m.insert("proof".into(), b64_list(proof));
+    m.insert("public_key".into(), key.to_b64().into());
+    jcs::to_vec(&Value::Object(m))
+}
+
+/// Verifies a proof file. `expect` pins the agent; `against` replaces the
+/// file's older checkpoint by one the verifier kept (fork detection).
+pub fn verify_file(
+    bytes: &[u8],
+    expect: Option<&AgentId>,
+    against: Option<&[u8]>,
+) -> Result<Verified, ProofError> {
+    let bad = |m: &str| ProofError::Malformed(m.to_owned());
+    if bytes.len() > MAX_PROOF_BYTES {
+        return Err(bad("larger than 4 MiB"));
+    }
+    let Value::Object(m) = jcs::parse(bytes).map_err(|e| ProofError::Malformed(e.to_string()))?
+    else {
+        return Err(bad("not a JSON object"));
+    };
+    let s = |k: &str| {
+        m.get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProofError::Malformed(format!("missing string {k:?}")))
+    };
+    let key =
+        PublicKey::from_b64(s("public_key")?).map_err(|e| ProofError::Malformed(e.to_string()))?;
+    if let Some(expected) = expect
+        && *expected != key.agent_id()
+    {
+        return Err(ProofError::WrongAgent {
+            expected: expected.clone(),
+            found: key.agent_id(),
+        });
+    }
+    let proof: Vec<Hash32> = m
+        .get("proof")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("missing proof array"))?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|s| STANDARD.decode(s).ok())
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(Hash32)
+                .ok_or_else(|| bad("a proof hash is not 32 bytes of base64"))
+        })
+        .collect::<Result<_, _>>()?;
+    match s("format")? {
+        INCLUSION_FORMAT => {
+            let (cp, _) = Checkpoint::open(s("checkpoint")?.as_bytes(), &key)?;
+            let index = m
+                .get("index")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad("missing index"))?;
+            let event_bytes = s("event")?.as_bytes();
+            let event = SignedEvent::from_canonical(event_bytes)
+                .map_err(|e| ProofError::Event(e.to_string()))?;
+            if event.seq() != index {
+                return Err(ProofError::Event(format!(
+                    "event has seq {}, the proof is for index {index}",
+                    event.seq()
+                )));
+            }
+            if event.event().agent_id != key.agent_id() || !event.verify_signature(&key) {
+                return Err(ProofError::Event("not signed by the agent's key".into()));
+            }
+            merkle::verify_inclusion(
+                index,
+                cp.size,
+                &merkle::leaf_hash(event_bytes),
+                &proof,
+                &cp.root,
+            )?;
+            Ok(Verified::Inclusion {
+                checkpoint: cp,
+                event,
+            })
+        }
+        CONSISTENCY_FORMAT => {
+            let old_text = match against {
+                Some(a) => std::str::from_utf8(a)
+                    .map_err(|_| bad("the --against checkpoint is not UTF-8"))?
+                    .to_owned(),
+                None => s("old")?.to_owned(),
+            };
+            let (old, _) = Checkpoint::open(old_text.as_bytes(), &key)?;
+            let new_text = s("new")?;
+            let (new, _) = Checkpoint::open(new_text.as_bytes(), &key)?;
+            if against.is_some() {
+                let (file_old, _) = Checkpoint::open(s("old")?.as_bytes(), &key)?;
+                if file_old.size != old.size {
+                    return Err(ProofError::Malformed(format!(
+                        "the proof starts at size {}, the kept checkpoint has size {}: ask for `accord prove --from {}`",
+                        file_old.size, old.size, old.size
+                    )));
+                }
+            }
+            let (a, b) = if old.size <= new.size {
+                (&old, &new)
+            } else {
+                (&new, &old)
+            };
+            match merkle::verify_consistency(a.size, b.size, &a.root, &b.root, &proof) {
+                Ok(()) => Ok(Verified::Consistency { old, new }),
+                // A well-formed proof that joins two validly signed
+                // checkpoints to nothing: the agent has shown two histories
+                // (for equal sizes, different roots prove it outright).
+                Err(MerkleError::RootMismatch) => Err(ProofError::Fork {
+                    size1: a.size,
+                    root1: a.root,
+                    size2: b.size,
+                    root2: b.root,
+                    evidence: Box::new((old_text, new_text.to_owned())),
+                }),
+                Err(e) => Err(ProofError::Merkle(e)),
+            }
+        }
+        other => Err(ProofError::Malformed(format!("unknown format {other:?}"))),
+    }
+}

@@ -223,7 +223,7 @@ pub fn verify_file(
             )?;
             Ok(Verified::Inclusion {
                 checkpoint: cp,
-                event,
+                event: Box::new(event),
             })
         }
         CONSISTENCY_FORMAT => {

@@ -13,9 +13,7 @@ use std::process::ExitCode;
 
 use accord_core::export::ExportVerifier;
 use accord_core::keyfile::KdfParams;
-use accord_core::{
-    AgentId, Map, SignatureMode, SignedEvent, Value, event, jcs, merkle, note, proof,
-};
+use accord_core::{AgentId, Map, SignatureMode, SignedEvent, Value, event, jcs, note, proof};
 use accord_store::home::verify_store;
 use accord_store::{EventStore, Home};
 use clap::{Args, Parser, Subcommand};
@@ -548,7 +546,7 @@ fn cmd_verify_file(
 
 fn cmd_checkpoint(home: &Home, json: bool) -> Result<(), CliError> {
     let mut agent = open_agent(home)?;
-    let (cp, note, _) = agent.checkpoint(None)?;
+    let (cp, note) = agent.checkpoint()?;
     let text = String::from_utf8_lossy(&note.to_bytes()).into_owned();
     if json {
         println!(
@@ -569,11 +567,13 @@ fn cmd_checkpoint(home: &Home, json: bool) -> Result<(), CliError> {
 
 fn cmd_prove(home: &Home, args: ProveArgs) -> Result<(), CliError> {
     let mut agent = open_agent(home)?;
-    let (_, note, leaves) = agent.checkpoint(None)?;
+    let tree = agent.tree()?;
+    let (_, note) = agent.sign_checkpoint(&tree, tree.size())?;
     let key = *agent.key().public();
     let file = match (args.seq, args.from) {
         (Some(seq), _) => {
-            let proof = merkle::inclusion_proof(&leaves, seq)
+            let proof = tree
+                .inclusion_proof(seq, tree.size())
                 .map_err(|e| CliError::input(e.to_string()))?;
             let mut body = None;
             let id = agent.key().agent_id().clone();
@@ -587,8 +587,9 @@ fn cmd_prove(home: &Home, args: ProveArgs) -> Result<(), CliError> {
             proof::inclusion_file(&note, &event, &proof, &key)
         }
         (None, Some(size)) => {
-            let (_, old, _) = agent.checkpoint(Some(size))?;
-            let proof = merkle::consistency_proof(&leaves, size)
+            let (_, old) = agent.sign_checkpoint(&tree, size)?;
+            let proof = tree
+                .consistency_proof(size, tree.size())
                 .map_err(|e| CliError::input(e.to_string()))?;
             proof::consistency_file(&old, &note, &proof, &key)
         }

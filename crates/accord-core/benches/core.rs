@@ -117,5 +117,39 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(core, benches);
+/// RFC 9162 trees over a chain of 10^6 events: building all levels, and
+/// making and checking inclusion and consistency proofs.
+fn merkle_benches(c: &mut Criterion) {
+    use accord_core::merkle::{Levels, leaf_hash, verify_consistency, verify_inclusion};
+    const N: u64 = 1_000_000;
+    let leaves: Vec<_> = (0..N).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+    let mut g = c.benchmark_group("merkle_1m");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N));
+    g.bench_function("build_levels", |b| {
+        b.iter(|| Levels::new(black_box(leaves.clone())))
+    });
+    let tree = Levels::new(leaves.clone());
+    let root = tree.root(N).unwrap();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("root", |b| b.iter(|| tree.root(black_box(N)).unwrap()));
+    g.bench_function("inclusion_proof", |b| {
+        b.iter(|| tree.inclusion_proof(black_box(654_321), N).unwrap())
+    });
+    let incl = tree.inclusion_proof(654_321, N).unwrap();
+    g.bench_function("verify_inclusion", |b| {
+        b.iter(|| verify_inclusion(654_321, N, &leaves[654_321], black_box(&incl), &root).unwrap())
+    });
+    g.bench_function("consistency_proof", |b| {
+        b.iter(|| tree.consistency_proof(black_box(777_777), N).unwrap())
+    });
+    let cons = tree.consistency_proof(777_777, N).unwrap();
+    let old = tree.root(777_777).unwrap();
+    g.bench_function("verify_consistency", |b| {
+        b.iter(|| verify_consistency(777_777, N, &old, &root, black_box(&cons)).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(core, benches, merkle_benches);
 criterion_main!(core);

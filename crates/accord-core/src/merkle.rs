@@ -129,58 +129,134 @@ pub fn root_of(leaves: &[Hash32]) -> Hash32 {
     }
 }
 
+/// Every complete-subtree hash of a tree, level by level: O(n) to build
+/// (2n hashes of memory), then O(log² n) per root or proof of any prefix.
+#[derive(Debug, Clone)]
+pub struct Levels {
+    // levels[h][i] covers leaves [i·2^h, (i+1)·2^h); levels[0] are the leaves.
+    levels: Vec<Vec<Hash32>>,
+}
+
+impl Levels {
+    /// Builds all levels over `leaves` (leaf hashes).
+    pub fn new(leaves: Vec<Hash32>) -> Self {
+        let mut levels = vec![leaves];
+        while let Some(prev) = levels.last().filter(|l| l.len() >= 2) {
+            let next = prev
+                .chunks_exact(2)
+                .map(|p| node_hash(&p[0], &p[1]))
+                .collect();
+            levels.push(next);
+        }
+        Levels { levels }
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> u64 {
+        self.levels[0].len() as u64
+    }
+
+    /// Root of leaves `[start, start + len)`; `start` must be a multiple of
+    /// the largest power of two not above `len` whenever that range is
+    /// perfect, which RFC 9162's recursions guarantee.
+    fn range_root(&self, start: usize, len: usize) -> Hash32 {
+        match len {
+            0 => empty_root(),
+            _ if len.is_power_of_two() && start.is_multiple_of(len) => {
+                self.levels[len.trailing_zeros() as usize][start / len]
+            }
+            _ => {
+                let k = split(len);
+                node_hash(
+                    &self.range_root(start, k),
+                    &self.range_root(start + k, len - k),
+                )
+            }
+        }
+    }
+
+    fn check_size(&self, size: u64) -> Result<usize, MerkleError> {
+        if size > self.size() {
+            return Err(MerkleError::Sizes {
+                size1: size,
+                size2: self.size(),
+            });
+        }
+        Ok(size as usize)
+    }
+
+    /// Root of the first `size` leaves.
+    pub fn root(&self, size: u64) -> Result<Hash32, MerkleError> {
+        Ok(self.range_root(0, self.check_size(size)?))
+    }
+
+    /// Inclusion proof of leaf `index` in the tree of the first `size`
+    /// leaves (RFC 9162 §2.1.3.1), leaf-side first.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash32>, MerkleError> {
+        let n = self.check_size(size)?;
+        if index >= size {
+            return Err(MerkleError::IndexOutOfRange { index, size });
+        }
+        let mut out = Vec::new();
+        // Walk down from the root, collecting siblings, then reverse.
+        let (mut start, mut len, mut m) = (0usize, n, index as usize);
+        while len > 1 {
+            let k = split(len);
+            if m < k {
+                out.push(self.range_root(start + k, len - k));
+                len = k;
+            } else {
+                out.push(self.range_root(start, k));
+                start += k;
+                len -= k;
+                m -= k;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Consistency proof between the first `size1` and the first `size2`
+    /// leaves (RFC 9162 §2.1.4.1).
+    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash32>, MerkleError> {
+        let n = self.check_size(size2)?;
+        if size1 == 0 || size1 > size2 {
+            return Err(MerkleError::Sizes { size1, size2 });
+        }
+        let mut out = Vec::new();
+        let (mut start, mut len, mut m, mut complete) = (0usize, n, size1 as usize, true);
+        while m != len {
+            let k = split(len);
+            if m <= k {
+                out.push(self.range_root(start + k, len - k));
+                len = k;
+            } else {
+                out.push(self.range_root(start, k));
+                start += k;
+                len -= k;
+                m -= k;
+                complete = false;
+            }
+        }
+        if !complete {
+            out.push(self.range_root(start, len));
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
 /// The inclusion proof of leaf `index` in the tree of `leaves`
-/// (RFC 9162 §2.1.3.1), leaf-side first.
+/// (RFC 9162 §2.1.3.1), leaf-side first. Builds the whole tree; to make many
+/// proofs, build [`Levels`] once.
 pub fn inclusion_proof(leaves: &[Hash32], index: u64) -> Result<Vec<Hash32>, MerkleError> {
-    let size = leaves.len() as u64;
-    if index >= size {
-        return Err(MerkleError::IndexOutOfRange { index, size });
-    }
-    fn path(m: usize, d: &[Hash32], out: &mut Vec<Hash32>) {
-        if d.len() <= 1 {
-            return;
-        }
-        let k = split(d.len());
-        if m < k {
-            path(m, &d[..k], out);
-            out.push(root_of(&d[k..]));
-        } else {
-            path(m - k, &d[k..], out);
-            out.push(root_of(&d[..k]));
-        }
-    }
-    let mut out = Vec::new();
-    path(index as usize, leaves, &mut out);
-    Ok(out)
+    Levels::new(leaves.to_vec()).inclusion_proof(index, leaves.len() as u64)
 }
 
 /// The consistency proof between the first `size1` leaves and all of
 /// `leaves` (RFC 9162 §2.1.4.1).
 pub fn consistency_proof(leaves: &[Hash32], size1: u64) -> Result<Vec<Hash32>, MerkleError> {
-    let size2 = leaves.len() as u64;
-    if size1 == 0 || size1 > size2 {
-        return Err(MerkleError::Sizes { size1, size2 });
-    }
-    fn subproof(m: usize, d: &[Hash32], complete: bool, out: &mut Vec<Hash32>) {
-        let n = d.len();
-        if m == n {
-            if !complete {
-                out.push(root_of(d));
-            }
-            return;
-        }
-        let k = split(n);
-        if m <= k {
-            subproof(m, &d[..k], complete, out);
-            out.push(root_of(&d[k..]));
-        } else {
-            subproof(m - k, &d[k..], false, out);
-            out.push(root_of(&d[..k]));
-        }
-    }
-    let mut out = Vec::new();
-    subproof(size1 as usize, leaves, true, &mut out);
-    Ok(out)
+    Levels::new(leaves.to_vec()).consistency_proof(size1, leaves.len() as u64)
 }
 
 /// Checks that `leaf` is at `index` in the tree of `size` leaves whose root
@@ -320,6 +396,65 @@ mod tests {
         (0..n)
             .map(|i| leaf_hash(&(i as u64).to_le_bytes()))
             .collect()
+    }
+
+    /// RFC 9162's recursive PATH and SUBPROOF, verbatim, as the reference
+    /// the iterative versions must match.
+    fn path_ref(m: usize, d: &[Hash32]) -> Vec<Hash32> {
+        if d.len() <= 1 {
+            return vec![];
+        }
+        let k = split(d.len());
+        let mut out;
+        if m < k {
+            out = path_ref(m, &d[..k]);
+            out.push(root_of(&d[k..]));
+        } else {
+            out = path_ref(m - k, &d[k..]);
+            out.push(root_of(&d[..k]));
+        }
+        out
+    }
+
+    fn subproof_ref(m: usize, d: &[Hash32], b: bool) -> Vec<Hash32> {
+        let n = d.len();
+        if m == n {
+            return if b { vec![] } else { vec![root_of(d)] };
+        }
+        let k = split(n);
+        let mut out;
+        if m <= k {
+            out = subproof_ref(m, &d[..k], b);
+            out.push(root_of(&d[k..]));
+        } else {
+            out = subproof_ref(m - k, &d[k..], false);
+            out.push(root_of(&d[..k]));
+        }
+        out
+    }
+
+    #[test]
+    fn levels_match_the_rfc_recursions() {
+        let all = leaves(45);
+        let lv = Levels::new(all.clone());
+        for n in 1..=45usize {
+            assert_eq!(lv.root(n as u64).unwrap(), root_of(&all[..n]));
+            for i in 0..n {
+                assert_eq!(
+                    lv.inclusion_proof(i as u64, n as u64).unwrap(),
+                    path_ref(i, &all[..n]),
+                    "n {n} i {i}"
+                );
+            }
+            for m in 1..=n {
+                assert_eq!(
+                    lv.consistency_proof(m as u64, n as u64).unwrap(),
+                    subproof_ref(m, &all[..n], true),
+                    "m {m} n {n}"
+                );
+            }
+        }
+        assert!(lv.root(46).is_err());
     }
 
     #[test]

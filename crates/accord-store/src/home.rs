@@ -13,11 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use accord_core::export::Seal;
 use accord_core::keyfile::{self, KdfParams, KeyFileError, KeyFileInfo};
-use accord_core::merkle;
+use accord_core::merkle::{self, Levels};
 use accord_core::note::{Checkpoint, Note};
 use accord_core::{
-    ChainVerifier, Event, Failure, Hash32, Keypair, Map, SignatureMode, SignedEvent, Summary,
-    Timestamp, Uuid, Value,
+    ChainVerifier, Event, Failure, Keypair, Map, SignatureMode, SignedEvent, Summary, Timestamp,
+    Uuid, Value,
 };
 use rand_core::UnwrapErr;
 
@@ -272,46 +272,54 @@ impl Agent {
         Ok(written)
     }
 
-    /// RFC 9162 leaf hashes of the first `size` events (all when `None`).
-    pub fn leaf_hashes(&self, size: Option<u64>) -> Result<Vec<Hash32>, HomeError> {
+    /// The RFC 9162 tree over every event of the chain (leaf = the event's
+    /// canonical bytes, in seq order), with all its levels.
+    pub fn tree(&self) -> Result<Levels, HomeError> {
         let agent = self.key.agent_id().clone();
         let head = self
             .store
             .head(&agent)?
             .ok_or_else(|| StoreError::Invalid("the chain is empty".into()))?;
-        let size = size.unwrap_or(head.seq + 1);
-        if size == 0 || size > head.seq + 1 {
-            return Err(HomeError::Store(StoreError::Invalid(format!(
-                "the chain has {} events; a checkpoint covers 1 to {} of them, not {size}",
-                head.seq + 1,
-                head.seq + 1
-            ))));
-        }
-        let mut leaves = Vec::with_capacity(size as usize);
-        self.store.scan(&agent, 0, Some(size - 1), &mut |_, body| {
-            leaves.push(merkle::leaf_hash(body));
-            Ok(ControlFlow::Continue(()))
-        })?;
-        if leaves.len() as u64 != size {
+        let mut leaves = Vec::with_capacity(head.seq as usize + 1);
+        self.store
+            .scan(&agent, 0, Some(head.seq), &mut |seq, body| {
+                if seq != leaves.len() as u64 {
+                    return Err(StoreError::Corrupt(format!(
+                        "event seq {} is missing",
+                        leaves.len()
+                    )));
+                }
+                leaves.push(merkle::leaf_hash(body));
+                Ok(ControlFlow::Continue(()))
+            })?;
+        if leaves.len() as u64 != head.seq + 1 {
             return Err(HomeError::Store(StoreError::Corrupt(format!(
-                "expected {size} events, read {}",
+                "expected {} events, read {}",
+                head.seq + 1,
                 leaves.len()
             ))));
         }
-        Ok(leaves)
+        Ok(Levels::new(leaves))
     }
 
-    /// Signs a checkpoint of the first `size` events (all when `None`),
-    /// records it in the store and returns it with the leaf hashes it covers.
-    pub fn checkpoint(
+    /// Signs the checkpoint of the first `size` events of `tree`, records
+    /// it in the store and returns it.
+    pub fn sign_checkpoint(
         &mut self,
-        size: Option<u64>,
-    ) -> Result<(Checkpoint, Note, Vec<Hash32>), HomeError> {
-        let leaves = self.leaf_hashes(size)?;
+        tree: &Levels,
+        size: u64,
+    ) -> Result<(Checkpoint, Note), HomeError> {
+        if size == 0 || size > tree.size() {
+            return Err(HomeError::Store(StoreError::Invalid(format!(
+                "the chain has {} events; a checkpoint covers 1 to {} of them, not {size}",
+                tree.size(),
+                tree.size()
+            ))));
+        }
         let cp = Checkpoint {
             origin: Checkpoint::origin_of(self.key.agent_id()),
-            size: leaves.len() as u64,
-            root: merkle::root_of(&leaves),
+            size,
+            root: tree.root(size).map_err(|e| HomeError::Io(e.to_string()))?,
         };
         let note = cp
             .sign(&self.key)
@@ -319,7 +327,14 @@ impl Agent {
         let agent = self.key.agent_id().clone();
         self.store
             .record_checkpoint(&agent, cp.size, &note.to_bytes())?;
-        Ok((cp, note, leaves))
+        Ok((cp, note))
+    }
+
+    /// Signs and records a checkpoint of the whole chain.
+    pub fn checkpoint(&mut self) -> Result<(Checkpoint, Note), HomeError> {
+        let tree = self.tree()?;
+        let size = tree.size();
+        self.sign_checkpoint(&tree, size)
     }
 
     /// Writes the chain as JSON lines followed by a signed seal line;

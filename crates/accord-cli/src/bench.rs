@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use accord_core::export::ExportVerifier;
 use accord_core::keyfile::KdfParams;
 use accord_core::{Keypair, Map, SignatureMode, Value};
-use accord_store::Home;
 use accord_store::home::verify_store;
+use accord_store::{EventStore, Home};
 use clap::Args;
 use serde_json::json;
 
@@ -129,6 +129,31 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::new(Code::VerifyFailed, e.to_string()))?;
     let export_verify_time = t.elapsed();
 
+    say("checkpoint and proofs…");
+    let t = Instant::now();
+    let tree = agent.tree()?;
+    let (_, note) = agent.sign_checkpoint(&tree, tree.size())?;
+    let checkpoint_time = t.elapsed();
+    let key = *agent.key().public();
+    let seq = tree.size() / 2;
+    let mut body = Vec::new();
+    agent.store().scan(&id, seq, Some(seq), &mut |_, b| {
+        body = b.to_vec();
+        Ok(std::ops::ControlFlow::Break(()))
+    })?;
+    let event =
+        accord_core::SignedEvent::from_canonical(&body).map_err(|e| CliError::io(e.to_string()))?;
+    let t = Instant::now();
+    let proof = tree
+        .inclusion_proof(seq, tree.size())
+        .map_err(|e| CliError::io(e.to_string()))?;
+    let file = accord_core::proof::inclusion_file(&note, &event, &proof, &key);
+    let prove_time = t.elapsed();
+    let t = Instant::now();
+    accord_core::proof::verify_file(&file, None, None)
+        .map_err(|e| CliError::new(Code::VerifyFailed, e.to_string()))?;
+    let verify_proof_time = t.elapsed();
+
     say(&format!("timing {} single-event appends…", args.single));
     let mut lat: Vec<Duration> = Vec::with_capacity(args.single as usize);
     for i in 0..args.single {
@@ -153,6 +178,9 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         "floor_verify_strict_per_s": verify_rate.round(),
         "floor_verify_batch64_per_s": batch_rate.round(),
         "export_bytes": export.len(),
+        "checkpoint_ms": (checkpoint_time.as_secs_f64() * 1e3).round(),
+        "inclusion_proof_file_us": (prove_time.as_secs_f64() * 1e6).round(),
+        "verify_inclusion_proof_file_us": (verify_proof_time.as_secs_f64() * 1e6).round(),
     });
     if args.json {
         println!("{r}");
@@ -185,6 +213,15 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
     println!(
         "  verify export file         {:>10.0} events/s",
         f("verify_export_events_per_s")
+    );
+    println!(
+        "  checkpoint (read chain, build tree, sign, record)  {:.0} ms",
+        f("checkpoint_ms")
+    );
+    println!(
+        "  inclusion proof file: make {:.0} µs, verify {:.0} µs (parse, checkpoint signature, event signature, path)",
+        f("inclusion_proof_file_us"),
+        f("verify_inclusion_proof_file_us")
     );
     println!(
         "  single append latency      p50 {:.0} µs, p99 {:.0} µs (one transaction + fsync each)",

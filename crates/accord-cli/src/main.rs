@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod exit;
 mod input;
+mod witness;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
@@ -116,6 +117,20 @@ enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Witness another agent's checkpoint: check it, cosign it (C2SP cosignature/v1), record it
+    Cosign {
+        /// The log's signed checkpoint (first time) or a consistency proof from the last size cosigned
+        file: PathBuf,
+        /// The log agent's public key (base64url, as `accord id` prints it)
+        #[arg(long, value_name = "PUBLIC_KEY")]
+        log_key: String,
+        /// Output file for the cosigned checkpoint [default: stdout]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Replace an existing output file
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the tour: create an agent, stamp, verify, tamper, catch it
     Demo,
     /// Measure append and verify throughput on this machine
@@ -223,6 +238,12 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
             against,
             out,
         } => cmd_verify_proof(&file, agent.as_deref(), against.as_deref(), out.json),
+        Command::Cosign {
+            file,
+            log_key,
+            out,
+            force,
+        } => witness::cosign(home, &file, &log_key, out.as_deref(), force),
         Command::Demo => demo::run(),
         Command::Bench(args) => bench::run(args),
     }
@@ -687,7 +708,7 @@ fn cmd_verify_proof(
     }
 }
 
-fn write_output(out: Option<&Path>, force: bool, bytes: &[u8]) -> Result<(), CliError> {
+pub(crate) fn write_output(out: Option<&Path>, force: bool, bytes: &[u8]) -> Result<(), CliError> {
     match out {
         Some(path) => {
             let mut opts = OpenOptions::new();
@@ -776,7 +797,7 @@ fn report_failure_msg(
     Err(CliError::new(Code::VerifyFailed, msg))
 }
 
-fn open_agent(home: &Home) -> Result<accord_store::Agent, CliError> {
+pub(crate) fn open_agent(home: &Home) -> Result<accord_store::Agent, CliError> {
     let info = home.info()?;
     let passphrase = if info.encrypted {
         Some(existing_passphrase()?)

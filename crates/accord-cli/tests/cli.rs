@@ -717,3 +717,102 @@ fn copy_dir(from: &Path, to: &Path) {
         fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+#[test]
+fn witnesses_cosign_consistent_checkpoints_only() {
+    let env = Env::new();
+    env.init();
+    let witness = env.path("witness");
+    let as_witness = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
+        c.arg("--home")
+            .arg(&witness)
+            .args(args)
+            .env_remove("ACCORD_PASSPHRASE");
+        c.output().unwrap()
+    };
+    ok(&as_witness(&["init", "--no-passphrase"]));
+    let log_key = json(&env.run(&["id", "--json"]))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let witness_key = json(&as_witness(&["id", "--json"]))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..3 {
+        ok(&env.run(&["stamp", "s"]));
+    }
+    let cp4 = env.path("cp4.note");
+    fs::write(&cp4, ok(&env.run(&["checkpoint"]))).unwrap();
+    let cosigned = env.path("cosigned.note");
+    ok(&as_witness(&[
+        "cosign",
+        cp4.to_str().unwrap(),
+        "--log-key",
+        &log_key,
+        "--out",
+        cosigned.to_str().unwrap(),
+    ]));
+    // The cosignature is a C2SP cosignature/v1 by the witness's key.
+    let note = accord_core::note::Note::parse(&fs::read(&cosigned).unwrap()).unwrap();
+    let wkey = accord_core::PublicKey::from_b64(&witness_key).unwrap();
+    let wname = accord_core::note::Checkpoint::origin_of(&wkey.agent_id());
+    assert!(note.verify_cosignature(&wname, &wkey).unwrap() > 1_700_000_000);
+    // The witness recorded it in its own chain.
+    assert!(ok(&as_witness(&["log"])).contains("checkpoint_cosigned"));
+    fails(
+        &as_witness(&["cosign", cp4.to_str().unwrap(), "--log-key", &witness_key]),
+        3,
+        "its own log",
+    );
+
+    // A forked history (same key) cannot get the witness to cosign.
+    let fork_home = env.path("fork");
+    copy_dir(&env.home(), &fork_home);
+    ok(&env.run(&["stamp", "honest"]));
+    let in_fork = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
+        c.arg("--home")
+            .arg(&fork_home)
+            .args(args)
+            .env_remove("ACCORD_PASSPHRASE");
+        c.output().unwrap()
+    };
+    ok(&in_fork(&["stamp", "forked"]));
+    let newer = env.path("c.json");
+    ok(&env.run(&["prove", "--from", "4", "--out", newer.to_str().unwrap()]));
+    ok(&as_witness(&[
+        "cosign",
+        newer.to_str().unwrap(),
+        "--log-key",
+        &log_key,
+    ]));
+    ok(&in_fork(&[
+        "prove",
+        "--from",
+        "5",
+        "--out",
+        newer.to_str().unwrap(),
+        "--force",
+    ]));
+    fails(
+        &as_witness(&["cosign", newer.to_str().unwrap(), "--log-key", &log_key]),
+        1,
+        "FORK",
+    );
+    // Without a proof, a newer checkpoint is refused; an older one is a rollback.
+    let cp6 = env.path("cp6.note");
+    ok(&env.run(&["stamp", "more"]));
+    fs::write(&cp6, ok(&env.run(&["checkpoint"]))).unwrap();
+    fails(
+        &as_witness(&["cosign", cp6.to_str().unwrap(), "--log-key", &log_key]),
+        1,
+        "prove --from 5",
+    );
+    fails(
+        &as_witness(&["cosign", cp4.to_str().unwrap(), "--log-key", &log_key]),
+        1,
+        "went back",
+    );
+}

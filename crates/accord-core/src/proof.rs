@@ -61,6 +61,22 @@ pub enum ProofError {
     /// The Merkle proof does not hold.
     #[error("merkle proof: {0}")]
     Merkle(#[from] MerkleError),
+    /// A witness already cosigned a checkpoint of this log, and the new one
+    /// arrives without a consistency proof from it.
+    #[error(
+        "the last cosigned checkpoint of this log has size {0}: ask the agent for `accord prove --from {0}`"
+    )]
+    NeedProof(u64),
+    /// The new checkpoint is older than one already cosigned (a rollback).
+    #[error(
+        "checkpoint size {new} is smaller than the size {last} already cosigned (the log went back)"
+    )]
+    Rollback {
+        /// Last cosigned size.
+        last: u64,
+        /// Offered size.
+        new: u64,
+    },
     /// Two validly signed checkpoints of the same agent that no append-only
     /// history can explain.
     #[error(
@@ -266,5 +282,73 @@ pub fn verify_file(
             }
         }
         other => Err(ProofError::Malformed(format!("unknown format {other:?}"))),
+    }
+}
+
+/// What a witness checks before cosigning (c2sp.org/tlog-witness style):
+/// `file` is a signed checkpoint note or a consistency proof file of the log
+/// whose key is `log_key`; `last` is the last checkpoint of that log the
+/// witness cosigned (as a signed note). Returns the checkpoint to cosign and
+/// its note.
+///
+/// The first checkpoint of a log is accepted as is (trust on first use).
+/// After that, a checkpoint of the same size and root is accepted again; any
+/// other needs a consistency proof from the last size, and a smaller size is
+/// a rollback.
+pub fn witness_check(
+    file: &[u8],
+    log_key: &PublicKey,
+    last: Option<&[u8]>,
+) -> Result<(Checkpoint, Note), ProofError> {
+    let last = last.map(|n| Checkpoint::open(n, log_key)).transpose()?;
+    let is_json = file.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !is_json {
+        let (cp, note) = Checkpoint::open(file, log_key)?;
+        return match last {
+            None => Ok((cp, note)),
+            Some((l, _)) if l == cp => Ok((cp, note)),
+            Some((l, _)) if cp.size < l.size => Err(ProofError::Rollback {
+                last: l.size,
+                new: cp.size,
+            }),
+            Some((l, _)) => Err(ProofError::NeedProof(l.size)),
+        };
+    }
+    let expect = log_key.agent_id();
+    let against = last.as_ref().map(|(_, n)| n.to_bytes());
+    if let Some((l, _)) = &last {
+        // The proof's own `old` must start where the witness left off.
+        let Value::Object(m) =
+            jcs::parse(file).map_err(|e| ProofError::Malformed(e.to_string()))?
+        else {
+            return Err(ProofError::Malformed("not a JSON object".into()));
+        };
+        let new_text = m
+            .get("new")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProofError::Malformed("missing new".into()))?;
+        let (new, _) = Checkpoint::open(new_text.as_bytes(), log_key)?;
+        if new.size < l.size {
+            return Err(ProofError::Rollback {
+                last: l.size,
+                new: new.size,
+            });
+        }
+    }
+    match verify_file(file, Some(&expect), against.as_deref())? {
+        Verified::Consistency { new, .. } => {
+            let Value::Object(m) =
+                jcs::parse(file).map_err(|e| ProofError::Malformed(e.to_string()))?
+            else {
+                return Err(ProofError::Malformed("not a JSON object".into()));
+            };
+            let new_text = m.get("new").and_then(Value::as_str).unwrap_or_default();
+            let (_, note) = Checkpoint::open(new_text.as_bytes(), log_key)?;
+            Ok((new, note))
+        }
+        Verified::Inclusion { .. } => Err(ProofError::Malformed(
+            "an inclusion proof cannot be cosigned: give a checkpoint or a consistency proof"
+                .into(),
+        )),
     }
 }

@@ -1,0 +1,93 @@
+//! `accord cosign`: this agent witnesses another agent's checkpoint.
+//!
+//! The witness keeps no separate state: every cosignature is an event
+//! (`checkpoint_cosigned`) in its own chain, and the last one for a log is
+//! what the next checkpoint of that log must be consistent with.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use accord_core::note::Checkpoint;
+use accord_core::{Map, PublicKey, SignedEvent, Value, proof};
+use accord_store::{EventStore, Home};
+
+use crate::exit::{CliError, Code};
+use crate::{input, open_agent, write_output};
+
+/// Event type recording a cosignature in the witness's chain.
+pub const COSIGNED_TYPE: &str = "checkpoint_cosigned";
+
+/// Runs `accord cosign`.
+pub fn cosign(
+    home: &Home,
+    file: &Path,
+    log_key: &str,
+    out: Option<&Path>,
+    force: bool,
+) -> Result<(), CliError> {
+    let log_key =
+        PublicKey::from_b64(log_key).map_err(|e| CliError::input(format!("--log-key: {e}")))?;
+    let bytes = input::read_all(Some(file), proof::MAX_PROOF_BYTES)?;
+    let mut agent = open_agent(home)?;
+    if agent.key().agent_id() == &log_key.agent_id() {
+        return Err(CliError::input("an agent cannot witness its own log"));
+    }
+    let origin = Checkpoint::origin_of(&log_key.agent_id());
+    let last = last_cosigned(&agent, &origin)?;
+    let (cp, mut note) = proof::witness_check(&bytes, &log_key, last.as_deref().map(str::as_bytes))
+        .map_err(|e| CliError::new(Code::VerifyFailed, format!("not cosigned: {e}")))?;
+    let time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| CliError::io("system clock is before 1970"))?
+        .as_secs();
+    let name = Checkpoint::origin_of(agent.key().agent_id());
+    note.cosign(&name, agent.key(), time)
+        .map_err(|e| CliError::io(e.to_string()))?;
+    let text = String::from_utf8_lossy(&note.to_bytes()).into_owned();
+    let mut payload = Map::new();
+    payload.insert("origin".into(), Value::from(cp.origin.clone()));
+    payload.insert("size".into(), Value::from(cp.size));
+    payload.insert("root".into(), Value::from(cp.root.to_hex()));
+    payload.insert("log_public_key".into(), Value::from(log_key.to_b64()));
+    payload.insert("note".into(), Value::from(text.clone()));
+    agent.stamp(COSIGNED_TYPE, payload)?;
+    eprintln!(
+        "cosigned {} at size {} as {name}{}",
+        cp.origin,
+        cp.size,
+        match &last {
+            None => " (first checkpoint seen from this log: trusted on first use)",
+            Some(_) => " (consistent with the last one cosigned)",
+        }
+    );
+    write_output(out, force, text.trim_end().as_bytes())
+}
+
+/// The note of the largest checkpoint of `origin` this agent cosigned.
+fn last_cosigned(agent: &accord_store::Agent, origin: &str) -> Result<Option<String>, CliError> {
+    let id = agent.key().agent_id().clone();
+    let mut best: Option<(u64, String)> = None;
+    agent.store().scan(&id, 1, None, &mut |_, body| {
+        // Cheap filter before parsing: most events are not cosignatures.
+        if !body
+            .windows(COSIGNED_TYPE.len())
+            .any(|w| w == COSIGNED_TYPE.as_bytes())
+        {
+            return Ok(std::ops::ControlFlow::Continue(()));
+        }
+        let ev = SignedEvent::from_canonical(body)?;
+        let e = ev.event();
+        if e.event_type == COSIGNED_TYPE
+            && e.payload.get("origin").and_then(Value::as_str) == Some(origin)
+        {
+            let size = e.payload.get("size").and_then(Value::as_u64).unwrap_or(0);
+            if let Some(note) = e.payload.get("note").and_then(Value::as_str)
+                && best.as_ref().is_none_or(|(s, _)| size >= *s)
+            {
+                best = Some((size, note.to_owned()));
+            }
+        }
+        Ok(std::ops::ControlFlow::Continue(()))
+    })?;
+    Ok(best.map(|(_, n)| n))
+}

@@ -26,12 +26,15 @@ use std::collections::BTreeMap;
 
 use accord_core::export::{ExportVerifier, Seal};
 use accord_core::keyfile::{self, KdfParams};
+use accord_core::merkle::{self, leaf_hash, root_of};
+use accord_core::note::{self, Checkpoint, Note, verifier_key};
+use accord_core::proof::{self, Verified};
 use accord_core::{
     Event, Hash32, Keypair, Map, Signature, SignatureMode, SignedEvent, Timestamp, Uuid, Value,
     chain, event, export, identity, jcs,
 };
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 
@@ -72,6 +75,14 @@ struct Examples {
     seal_line: Vec<u8>,
     keyfile_none: Vec<u8>,
     keyfile_argon2id: Vec<u8>,
+    /// Leaf hashes of the two example events (leaf index = seq).
+    leaves: Vec<Hash32>,
+    /// The signed checkpoint of the two example events.
+    checkpoint: Note,
+    /// `accord-inclusion-proof/1` of the second event in that checkpoint.
+    inclusion: Vec<u8>,
+    /// `accord-consistency-proof/1` from the genesis-only log to that checkpoint.
+    consistency: Vec<u8>,
 }
 
 /// Builds every example deterministically through the public API.
@@ -127,6 +138,33 @@ fn build() -> Examples {
         [0x44; 12],
     )
     .expect("encrypted key file");
+    // Checkpoints: the leaves are the events' canonical bytes in seq order.
+    let leaves = vec![
+        leaf_hash(genesis.canonical()),
+        leaf_hash(second.canonical()),
+    ];
+    let checkpoint_at = |size: usize| {
+        Checkpoint {
+            origin: Checkpoint::origin_of(key.agent_id()),
+            size: size as u64,
+            root: root_of(&leaves[..size]),
+        }
+        .sign(&key)
+        .expect("checkpoint")
+    };
+    let checkpoint = checkpoint_at(2);
+    let inclusion = proof::inclusion_file(
+        &checkpoint,
+        &second,
+        &merkle::inclusion_proof(&leaves, 1).expect("inclusion proof"),
+        key.public(),
+    );
+    let consistency = proof::consistency_file(
+        &checkpoint_at(1),
+        &checkpoint,
+        &merkle::consistency_proof(&leaves, 1).expect("consistency proof"),
+        key.public(),
+    );
     Examples {
         key,
         genesis,
@@ -135,6 +173,10 @@ fn build() -> Examples {
         seal_line,
         keyfile_none,
         keyfile_argon2id,
+        leaves,
+        checkpoint,
+        inclusion,
+        consistency,
     }
 }
 
@@ -195,9 +237,34 @@ fn expected_blocks(x: &Examples) -> BTreeMap<&'static str, String> {
     m.insert("keyfile-none", text(&x.keyfile_none).to_owned());
     m.insert("keyfile-argon2id", text(&x.keyfile_argon2id).to_owned());
     m.insert(
+        "merkle",
+        format!(
+            "leaf 0         {}\nleaf 1         {}\nroot 1         {}\nroot 2         {}\nroot 2 base64  {}\nempty root     {}\n",
+            x.leaves[0].to_hex(),
+            x.leaves[1].to_hex(),
+            root_of(&x.leaves[..1]).to_hex(),
+            root_of(&x.leaves).to_hex(),
+            STANDARD.encode(root_of(&x.leaves).0),
+            merkle::empty_root().to_hex(),
+        ),
+    );
+    let origin = Checkpoint::origin_of(x.key.agent_id());
+    m.insert(
+        "verifier-key",
+        format!(
+            "key name      {origin}\nkey ID        {}\nverifier key  {}\n",
+            hex::encode(note::key_id(&origin, note::SIG_ED25519, pk)),
+            verifier_key(&origin, pk),
+        ),
+    );
+    m.insert("checkpoint", text(&x.checkpoint.to_bytes()).to_owned());
+    // `accord prove` ends the file with a newline, as a block does.
+    m.insert("inclusion-proof", format!("{}\n", text(&x.inclusion)));
+    m.insert("consistency-proof", format!("{}\n", text(&x.consistency)));
+    m.insert(
         "limits",
         format!(
-            "MAX_EVENT_BYTES      {}\nMAX_TYPE_LEN         {}\nMAX_SAFE_INTEGER     {}\nAGENT_ID_LEN         {}\nBATCH_SIZE           {}\nMAX_KEY_FILE_BYTES   {}\nKDF DEFAULT          m_cost_kib={} t_cost={} p_cost={}\n",
+            "MAX_EVENT_BYTES      {}\nMAX_TYPE_LEN         {}\nMAX_SAFE_INTEGER     {}\nAGENT_ID_LEN         {}\nBATCH_SIZE           {}\nMAX_KEY_FILE_BYTES   {}\nKDF DEFAULT          m_cost_kib={} t_cost={} p_cost={}\nMAX_NOTE_BYTES       {}\nMAX_SIGNATURES       {}\nMAX_PROOF_BYTES      {}\n",
             event::MAX_EVENT_BYTES,
             event::MAX_TYPE_LEN,
             jcs::MAX_SAFE_INTEGER,
@@ -207,16 +274,21 @@ fn expected_blocks(x: &Examples) -> BTreeMap<&'static str, String> {
             KdfParams::DEFAULT.m_cost_kib,
             KdfParams::DEFAULT.t_cost,
             KdfParams::DEFAULT.p_cost,
+            note::MAX_NOTE_BYTES,
+            note::MAX_SIGNATURES,
+            proof::MAX_PROOF_BYTES,
         ),
     );
     m.insert(
         "formats",
         format!(
-            "event      {}\ngenesis    {}\nseal       {}\nkey file   {}\n",
+            "event              {}\ngenesis            {}\nseal               {}\nkey file           {}\ninclusion proof    {}\nconsistency proof  {}\n",
             event::EVENT_FORMAT,
             event::GENESIS_TYPE,
             export::SEAL_FORMAT,
             keyfile::KEY_FORMAT,
+            proof::INCLUSION_FORMAT,
+            proof::CONSISTENCY_FORMAT,
         ),
     );
     m
@@ -441,6 +513,132 @@ fn documented_values_follow_the_documented_rules() {
     let opened = keyfile::open(enc.as_bytes(), Some(PASSPHRASE)).unwrap();
     assert_eq!(opened.public(), key.public());
     assert!(keyfile::open(enc.as_bytes(), Some(b"wrong")).is_err());
+}
+
+/// Re-derives the documented Merkle tree, checkpoint and verifier key from
+/// the documented export with `sha2`, `base64` and `ed25519-dalek` only, the
+/// way PROTOCOL.md 8 and 9 describe them, then opens the checkpoint and
+/// verifies both proof files through the public API.
+#[test]
+fn documented_checkpoint_and_proofs_follow_the_documented_rules() {
+    let blocks = extract_blocks(&read_doc());
+    let key = Keypair::from_seed(&SEED).unwrap();
+    let raw = key.public().to_bytes();
+    let agent_id = field(doc_block(&blocks, "identity"), "agent_id");
+    let sha = |parts: &[&[u8]]| -> [u8; 32] {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize().into()
+    };
+
+    // Leaves: SHA-256(0x00 ‖ event line); node: SHA-256(0x01 ‖ left ‖ right).
+    let tree = doc_block(&blocks, "merkle");
+    let export = doc_block(&blocks, "export");
+    let lines: Vec<&str> = export.lines().take(2).collect();
+    let leaf: Vec<[u8; 32]> = lines.iter().map(|l| sha(&[&[0], l.as_bytes()])).collect();
+    assert_eq!(field(tree, "leaf 0"), hex::encode(leaf[0]));
+    assert_eq!(field(tree, "leaf 1"), hex::encode(leaf[1]));
+    assert_eq!(field(tree, "root 1"), hex::encode(leaf[0]));
+    let root = sha(&[&[1], &leaf[0], &leaf[1]]);
+    assert_eq!(field(tree, "root 2"), hex::encode(root));
+    assert_eq!(field(tree, "root 2 base64"), STANDARD.encode(root));
+    assert_eq!(field(tree, "empty root"), hex::encode(sha(&[])));
+
+    // Key name, key ID = SHA-256(name ‖ 0x0A ‖ 0x01 ‖ key)[:4], verifier key.
+    let vk_block = doc_block(&blocks, "verifier-key");
+    let origin = format!("accord/agent/{agent_id}");
+    assert_eq!(field(vk_block, "key name"), origin);
+    let key_id = &sha(&[origin.as_bytes(), b"\n", &[0x01], &raw])[..4];
+    assert_eq!(field(vk_block, "key ID"), hex::encode(key_id));
+    let mut material = vec![0x01];
+    material.extend_from_slice(&raw);
+    assert_eq!(
+        field(vk_block, "verifier key"),
+        format!(
+            "{origin}+{}+{}",
+            hex::encode(key_id),
+            STANDARD.encode(&material)
+        )
+    );
+
+    // The note: three body lines, a blank line, one signature line whose
+    // base64 is key ID ‖ Ed25519(body).
+    let cp = doc_block(&blocks, "checkpoint");
+    let body = format!("{origin}\n2\n{}\n", STANDARD.encode(root));
+    let sig_line = cp
+        .strip_prefix(&format!("{body}\n"))
+        .expect("checkpoint body")
+        .strip_suffix('\n')
+        .expect("final newline");
+    let sig_b64 = sig_line
+        .strip_prefix(&format!("\u{2014} {origin} "))
+        .expect("signature line");
+    let sig = STANDARD.decode(sig_b64).unwrap();
+    assert_eq!(sig.len(), 68);
+    assert_eq!(&sig[..4], key_id);
+    VerifyingKey::from_bytes(&raw)
+        .unwrap()
+        .verify_strict(
+            body.as_bytes(),
+            &Signature::from_bytes(&sig[4..].try_into().unwrap()),
+        )
+        .expect("checkpoint signature");
+
+    // The same note through the public API.
+    let (opened, _) = Checkpoint::open(cp.as_bytes(), key.public()).expect("Checkpoint::open");
+    assert_eq!(
+        opened,
+        Checkpoint {
+            origin: origin.clone(),
+            size: 2,
+            root: Hash32(root),
+        }
+    );
+    let other = Keypair::from_seed(&[2; 32]).unwrap();
+    assert!(Checkpoint::open(cp.as_bytes(), other.public()).is_err());
+
+    // Both proof files verify, pinned to the example agent.
+    let agent = accord_core::AgentId::parse(agent_id).unwrap();
+    let inclusion = doc_block(&blocks, "inclusion-proof");
+    match proof::verify_file(inclusion.as_bytes(), Some(&agent), None) {
+        Ok(Verified::Inclusion { checkpoint, event }) => {
+            assert_eq!(checkpoint, opened);
+            assert_eq!(event.canonical(), lines[1].as_bytes());
+        }
+        other => panic!("inclusion proof: {other:?}"),
+    }
+    let Value::Object(file) = jcs::parse(inclusion.as_bytes()).unwrap() else {
+        panic!("inclusion proof is not an object")
+    };
+    assert_eq!(file["proof"], Value::from(vec![STANDARD.encode(leaf[0])]));
+    assert_eq!(file["checkpoint"], Value::from(cp));
+    let consistency = doc_block(&blocks, "consistency-proof");
+    match proof::verify_file(consistency.as_bytes(), Some(&agent), None) {
+        Ok(Verified::Consistency { old, new }) => {
+            assert_eq!((old.size, old.root), (1, Hash32(leaf[0])));
+            assert_eq!(new, opened);
+        }
+        other => panic!("consistency proof: {other:?}"),
+    }
+    let Value::Object(file) = jcs::parse(consistency.as_bytes()).unwrap() else {
+        panic!("consistency proof is not an object")
+    };
+    assert_eq!(file["proof"], Value::from(vec![STANDARD.encode(leaf[1])]));
+    // Against a kept checkpoint of size 1 that is not the real one: a fork.
+    let forged = Checkpoint {
+        origin,
+        size: 1,
+        root: Hash32(sha(&[b"another history"])),
+    }
+    .sign(&key)
+    .unwrap()
+    .to_bytes();
+    assert!(matches!(
+        proof::verify_file(consistency.as_bytes(), Some(&agent), Some(&forged)),
+        Err(proof::ProofError::Fork { .. })
+    ));
 }
 
 /// Prints every checked block in Markdown, ready to paste into the document.

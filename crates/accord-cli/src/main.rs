@@ -12,6 +12,7 @@ use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use accord_core::archive::ArchiveVerifier;
 use accord_core::export::ExportVerifier;
 use accord_core::keyfile::KdfParams;
 use accord_core::{AgentId, Map, SignatureMode, SignedEvent, Value, event, jcs, note, proof};
@@ -84,9 +85,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Verify the agent's own chain, or an exported chain FILE offline
+    /// Verify the agent's own chain, or an export or certified archive FILE offline
     Verify {
-        /// An export written by `accord export` [default: the agent's own store]
+        /// An export (`accord export`) or archive (`accord certify`) [default: the agent's own store]
         file: Option<PathBuf>,
         /// Check each signature alone with RFC 8032 strict rules instead of in batches
         #[arg(long)]
@@ -96,6 +97,15 @@ enum Command {
         allow_unsealed: bool,
         #[command(flatten)]
         out: JsonFlag,
+    },
+    /// Write a certified archive: identity, events, seal, checkpoint, certification signature
+    Certify {
+        /// Output file [default: AGENT_ID.accord]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Replace an existing output file
+        #[arg(long)]
+        force: bool,
     },
     /// Sign and record a C2SP checkpoint (size + RFC 9162 root) of the chain
     Checkpoint {
@@ -230,6 +240,7 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
                 None => cmd_verify_store(home, mode, out.json),
             }
         }
+        Command::Certify { out, force } => cmd_certify(home, out.as_deref(), force),
         Command::Checkpoint { out } => cmd_checkpoint(home, out.json),
         Command::Prove(args) => cmd_prove(home, args),
         Command::VerifyProof {
@@ -528,6 +539,7 @@ fn cmd_verify_file(
             _ => report_failure_msg(json, None, None, &e.to_string()),
         }
     };
+    let mut first = true;
     loop {
         let line = match lines.next_line() {
             Ok(Some((_, text))) => text,
@@ -541,6 +553,10 @@ fn cmd_verify_file(
                 return Err(e.into());
             }
         };
+        if std::mem::take(&mut first) && ArchiveVerifier::is_archive(&line) {
+            progress.finish_and_clear();
+            return verify_archive(lines, &line, mode, json, path);
+        }
         if let Err(e) = verifier.push_line(&line) {
             progress.finish_and_clear();
             return fail(e);
@@ -563,6 +579,112 @@ fn cmd_verify_file(
         }
         Err(e) => fail(e),
     }
+}
+
+fn verify_archive<R: io::BufRead>(
+    mut lines: input::Lines<R>,
+    header: &[u8],
+    mode: SignatureMode,
+    json: bool,
+    path: &Path,
+) -> Result<(), CliError> {
+    let mut v = ArchiveVerifier::new(mode);
+    let progress = spinner("verifying archive");
+    let fail = |e: String| -> Result<(), CliError> { report_failure_msg(json, None, None, &e) };
+    if let Err(e) = v.push_line(header) {
+        return fail(e.to_string());
+    }
+    loop {
+        let line = match lines.next_line() {
+            Ok(Some((_, text))) => text,
+            Ok(None) => break,
+            Err(input::LineError::TooLong { line, len }) => {
+                progress.finish_and_clear();
+                return fail(format!(
+                    "line {line}: {len}+ bytes, longer than any archive line may be"
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = v.push_line(&line) {
+            progress.finish_and_clear();
+            return fail(e.to_string());
+        }
+        if v.count().is_multiple_of(4096) {
+            progress.set_position(v.count());
+        }
+    }
+    progress.finish_and_clear();
+    let r = match v.finish() {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let s = &r.export.summary;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "ok": true, "kind": "archive", "agent_id": s.agent_id.as_str(), "name": r.name,
+                "events": s.events, "head_hash": s.head_hash.to_hex(),
+                "checkpoint_size": r.checkpoint.size, "checkpoint_root": r.checkpoint.root.to_hex(),
+                "certified_at": r.certified_at.as_str(), "timestamp": null,
+            })
+        );
+    } else {
+        println!(
+            "archive verified — {} events, 0 anomalies, seal and certification valid, no RFC 3161 timestamp\n  agent {}{}\n  checkpoint size {} root {}\n  certified by the agent at {} (its own clock)\n  file {}",
+            group_digits(s.events),
+            s.agent_id,
+            r.name
+                .as_deref()
+                .map(|n| format!(" ({})", printable(n)))
+                .unwrap_or_default(),
+            r.checkpoint.size,
+            r.checkpoint.root,
+            r.certified_at,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn cmd_certify(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliError> {
+    let mut agent = open_agent(home)?;
+    let progress = spinner("certifying");
+    let mut tick = |n| progress.set_position(n);
+    let path = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(format!("{}.accord", agent.key().agent_id())));
+    let mut opts = OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let file = opts.open(&path).map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::AlreadyExists {
+            " (pass --force to replace it)"
+        } else {
+            ""
+        };
+        CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
+    })?;
+    let mut w = BufWriter::new(file);
+    let (count, cp) = agent.certify(&mut w, &mut tick)?;
+    let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
+    file.sync_all().map_err(|e| CliError::io(e.to_string()))?;
+    progress.finish_and_clear();
+    println!(
+        "certified {} events of {} into {}\n  checkpoint size {} root {}\n  check it anywhere with: accord verify {}",
+        group_digits(count),
+        agent.key().agent_id(),
+        path.display(),
+        cp.size,
+        cp.root,
+        path.display()
+    );
+    Ok(())
 }
 
 fn cmd_checkpoint(home: &Home, json: bool) -> Result<(), CliError> {

@@ -816,3 +816,76 @@ fn witnesses_cosign_consistent_checkpoints_only() {
         "went back",
     );
 }
+
+#[test]
+fn certified_archive_verifies_offline_and_any_change_fails() {
+    let env = Env::new();
+    env.init();
+    for i in 0..30 {
+        ok(&env.run(&["stamp", "step", "--payload", &format!("{{\"i\":{i}}}")]));
+    }
+    let a = env.path("a.accord");
+    ok(&env.run(&["certify", "--out", a.to_str().unwrap()]));
+    fails(
+        &env.run(&["certify", "--out", a.to_str().unwrap()]),
+        6,
+        "--force",
+    );
+    let r = json(&env.run(&["verify", a.to_str().unwrap(), "--json"]));
+    assert_eq!(
+        (
+            r["kind"].as_str(),
+            r["events"].as_u64(),
+            r["checkpoint_size"].as_u64()
+        ),
+        (Some("archive"), Some(31), Some(31))
+    );
+    assert_eq!(r["name"], "tester");
+    assert!(
+        ok(&env.run(&["verify", a.to_str().unwrap()])).contains("archive verified — 31 events")
+    );
+    let original = fs::read(&a).unwrap();
+    let t = env.path("t.accord");
+    // Every single-byte change anywhere in the file is caught.
+    let mut caught = 0;
+    for pos in (0..original.len()).step_by(97) {
+        let mut b = original.clone();
+        b[pos] ^= 0x01;
+        fs::write(&t, &b).unwrap();
+        let out = env.run(&["verify", t.to_str().unwrap()]);
+        assert_ne!(code(&out), 0, "flip at byte {pos} went unnoticed");
+        caught += 1;
+    }
+    assert!(caught > 50);
+    // Named failures: an event, the header, truncation, trailing data.
+    let text = String::from_utf8(original).unwrap();
+    fs::write(&t, text.replacen("{\"i\":7}", "{\"i\":8}", 1)).unwrap();
+    fails(
+        &env.run(&["verify", t.to_str().unwrap()]),
+        1,
+        "line 10: event seq 8: signature",
+    );
+    fs::write(
+        &t,
+        text.replacen("\"name\":\"tester\"", "\"name\":\"mallory\"", 1),
+    )
+    .unwrap();
+    fails(
+        &env.run(&["verify", t.to_str().unwrap()]),
+        1,
+        "archive_digest does not match",
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    fs::write(&t, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    fails(
+        &env.run(&["verify", t.to_str().unwrap()]),
+        1,
+        "without a certification line",
+    );
+    fs::write(&t, text.clone() + "{}\n").unwrap();
+    fails(
+        &env.run(&["verify", t.to_str().unwrap()]),
+        1,
+        "content after the certification line",
+    );
+}

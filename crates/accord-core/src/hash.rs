@@ -35,6 +35,27 @@ impl Hash32 {
     }
 }
 
+/// Incremental SHA-256, for digests of streams (archives, payloads).
+#[derive(Clone, Default)]
+pub struct Hasher(Sha256);
+
+impl Hasher {
+    /// A fresh hasher.
+    pub fn new() -> Self {
+        Hasher::default()
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The digest of everything fed so far.
+    pub fn finish(&self) -> Hash32 {
+        Hash32(self.0.clone().finalize().into())
+    }
+}
+
 impl fmt::Display for Hash32 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())

@@ -11,7 +11,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use accord_core::archive;
 use accord_core::export::Seal;
+use accord_core::hash::Hasher;
 use accord_core::keyfile::{self, KdfParams, KeyFileError, KeyFileInfo};
 use accord_core::merkle::{self, Levels};
 use accord_core::note::{Checkpoint, Note};
@@ -335,6 +337,87 @@ impl Agent {
         let tree = self.tree()?;
         let size = tree.size();
         self.sign_checkpoint(&tree, size)
+    }
+
+    /// Writes a certified archive (`accord-archive/1`): header, events, seal,
+    /// and a certification over all of it with a fresh checkpoint (which is
+    /// also recorded). Returns the number of events and the checkpoint.
+    pub fn certify(
+        &mut self,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(u64, Checkpoint), HomeError> {
+        let agent = self.key.agent_id().clone();
+        let head = self
+            .store
+            .head(&agent)?
+            .ok_or_else(|| StoreError::Invalid("the chain is empty".into()))?;
+        let mut name = None;
+        self.store.scan(&agent, 0, Some(0), &mut |_, body| {
+            let genesis = SignedEvent::from_canonical(body)?;
+            name = genesis
+                .event()
+                .payload
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            Ok(ControlFlow::Break(()))
+        })?;
+        let mut digest = Hasher::new();
+        let mut emit = |line: &[u8], digest: &mut Hasher| -> Result<(), StoreError> {
+            digest.update(line);
+            digest.update(b"\n");
+            out.write_all(line)
+                .and_then(|_| out.write_all(b"\n"))
+                .map_err(|e| StoreError::Io(e.to_string()))
+        };
+        emit(
+            &archive::header_line(self.key.public(), name.as_deref()),
+            &mut digest,
+        )?;
+        let mut tree = merkle::Tree::new();
+        let mut last = None;
+        self.store
+            .scan(&agent, 0, Some(head.seq), &mut |seq, body| {
+                emit(body, &mut digest)?;
+                tree.push(merkle::leaf_hash(body));
+                if seq == head.seq {
+                    last = Some(SignedEvent::from_canonical(body)?.hash());
+                }
+                if tree.size().is_multiple_of(4096) {
+                    progress(tree.size());
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+        if last != Some(head.hash) || tree.size() != head.seq + 1 {
+            return Err(HomeError::Store(StoreError::Corrupt(
+                "events read back do not match the chain head".into(),
+            )));
+        }
+        let seal = Seal {
+            agent_id: agent.clone(),
+            count: tree.size(),
+            head_hash: head.hash,
+            exported_at: now()?,
+        };
+        emit(&seal.sign(&self.key), &mut digest)?;
+        let cp = Checkpoint {
+            origin: Checkpoint::origin_of(&agent),
+            size: tree.size(),
+            root: tree.root(),
+        };
+        let note = cp
+            .sign(&self.key)
+            .map_err(|e| HomeError::Io(e.to_string()))?;
+        self.store
+            .record_checkpoint(&agent, cp.size, &note.to_bytes())?;
+        let cert = archive::certification_line(&self.key, &digest.finish(), &note, &now()?);
+        out.write_all(&cert)
+            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| out.flush())
+            .map_err(|e| HomeError::Io(e.to_string()))?;
+        progress(tree.size());
+        Ok((tree.size(), cp))
     }
 
     /// Writes the chain as JSON lines followed by a signed seal line;

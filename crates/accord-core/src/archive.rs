@@ -1,0 +1,298 @@
+//! Certified archives (`accord-archive/1`): one file that verifies offline
+//! with nothing else.
+//!
+//! ```text
+//! {"agent_id":…,"format":"accord-archive/1","name":…,"public_key":…}        header (identity)
+//! {…event seq 0…}                                                          the export: events…
+//! {…event seq n−1…}
+//! {…"format":"accord-export-seal/1"…}                                      …and its seal
+//! {"archive_digest":…,"certified_at":…,"checkpoint":"<note>","format":"accord-certification/1","signature":…}
+//! ```
+//!
+//! `archive_digest` is SHA-256 over every byte before the certification line
+//! (header, events and seal, each with its `\n`); the certification is
+//! signed by the agent (Ed25519 over the canonical form of its other
+//! members) and carries a C2SP checkpoint whose size and RFC 9162 root must
+//! equal those of the archived events. A changed byte anywhere breaks the
+//! chain, the seal, the digest, the checkpoint or the signature.
+
+use ed25519_dalek::Signature;
+use serde_json::{Map, Value};
+
+use crate::chain::SignatureMode;
+use crate::export::{ExportError, ExportReport, ExportVerifier};
+use crate::hash::{Hash32, Hasher};
+use crate::identity::{AgentId, Keypair, PublicKey, decode_b64_exact, encode_b64};
+use crate::jcs;
+use crate::merkle::{self, Tree};
+use crate::note::{Checkpoint, Note};
+use crate::timestamp::Timestamp;
+
+/// `format` of the header line.
+pub const ARCHIVE_FORMAT: &str = "accord-archive/1";
+/// `format` of the certification line.
+pub const CERTIFICATION_FORMAT: &str = "accord-certification/1";
+
+/// Why an archive does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// The header line is missing or wrong.
+    #[error("line 1: archive header: {0}")]
+    Header(String),
+    /// The chain or seal inside is broken (line numbers are the archive's).
+    #[error("{0}")]
+    Export(String),
+    /// The certification line is wrong.
+    #[error("line {line}: certification: {reason}")]
+    Certification {
+        /// 1-based line.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file ends before the certification line.
+    #[error("the archive ends without a certification line (truncated)")]
+    Truncated,
+    /// Something follows the certification line.
+    #[error("line {0}: content after the certification line")]
+    Trailing(u64),
+}
+
+/// Writes the header line of an archive.
+pub fn header_line(key: &PublicKey, name: Option<&str>) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert("agent_id".into(), key.agent_id().as_str().into());
+    m.insert("format".into(), ARCHIVE_FORMAT.into());
+    m.insert("name".into(), name.map_or(Value::Null, Into::into));
+    m.insert("public_key".into(), key.to_b64().into());
+    jcs::to_vec(&Value::Object(m))
+}
+
+/// Writes the certification line over `digest` (SHA-256 of everything
+/// before it) and the signed `checkpoint`.
+pub fn certification_line(
+    key: &Keypair,
+    digest: &Hash32,
+    checkpoint: &Note,
+    certified_at: &Timestamp,
+) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert("archive_digest".into(), digest.to_hex().into());
+    m.insert("certified_at".into(), certified_at.as_str().into());
+    m.insert(
+        "checkpoint".into(),
+        String::from_utf8_lossy(&checkpoint.to_bytes())
+            .into_owned()
+            .into(),
+    );
+    m.insert("format".into(), CERTIFICATION_FORMAT.into());
+    let sig = key.sign(&jcs::to_vec(&Value::Object(m.clone())));
+    m.insert("signature".into(), encode_b64(&sig.to_bytes()).into());
+    jcs::to_vec(&Value::Object(m))
+}
+
+/// What a verified archive holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveReport {
+    /// The chain inside (with its seal).
+    pub export: ExportReport,
+    /// The agent's name from the header.
+    pub name: Option<String>,
+    /// The certified checkpoint.
+    pub checkpoint: Checkpoint,
+    /// When the agent certified the archive (its own claim).
+    pub certified_at: Timestamp,
+}
+
+/// Verifies an archive line by line (lines without their `\n`).
+pub struct ArchiveVerifier {
+    line: u64,
+    key: Option<PublicKey>,
+    name: Option<String>,
+    export: Option<ExportVerifier>,
+    sealed: bool,
+    tree: Tree,
+    digest: Hasher,
+    certified: Option<(Checkpoint, Timestamp)>,
+    mode: SignatureMode,
+}
+
+impl ArchiveVerifier {
+    /// A verifier.
+    pub fn new(mode: SignatureMode) -> Self {
+        ArchiveVerifier {
+            line: 0,
+            key: None,
+            name: None,
+            export: None,
+            sealed: false,
+            tree: Tree::new(),
+            digest: Hasher::new(),
+            certified: None,
+            mode,
+        }
+    }
+
+    /// Whether `first_line` is an archive header (to tell archives from
+    /// plain exports).
+    pub fn is_archive(first_line: &[u8]) -> bool {
+        jcs::parse(first_line)
+            .ok()
+            .and_then(|v| {
+                v.get("format")
+                    .and_then(Value::as_str)
+                    .map(|f| f == ARCHIVE_FORMAT)
+            })
+            .unwrap_or(false)
+    }
+
+    /// Events accepted so far.
+    pub fn count(&self) -> u64 {
+        self.export.as_ref().map_or(0, ExportVerifier::count)
+    }
+
+    /// Checks one line.
+    pub fn push_line(&mut self, line: &[u8]) -> Result<(), ArchiveError> {
+        self.line += 1;
+        let n = self.line;
+        if self.certified.is_some() {
+            return Err(ArchiveError::Trailing(n));
+        }
+        if n == 1 {
+            self.header(line)?;
+        } else if !self.sealed {
+            let export = self.export.as_mut().ok_or(ArchiveError::Truncated)?;
+            let before = export.count();
+            export.push_line(line).map_err(|e| shift_lines(e, 1))?;
+            if export.count() > before {
+                self.tree.push(merkle::leaf_hash(line));
+            } else {
+                // A line that adds no event is the seal.
+                self.sealed = true;
+            }
+        } else {
+            return self.certification(line);
+        }
+        self.digest.update(line);
+        self.digest.update(b"\n");
+        Ok(())
+    }
+
+    fn header(&mut self, line: &[u8]) -> Result<(), ArchiveError> {
+        let bad = |m: &str| ArchiveError::Header(m.to_owned());
+        let Value::Object(m) = jcs::parse(line).map_err(|e| ArchiveError::Header(e.to_string()))?
+        else {
+            return Err(bad("not a JSON object"));
+        };
+        if jcs::to_vec(&Value::Object(m.clone())) != line {
+            return Err(bad("not in canonical form"));
+        }
+        if m.get("format").and_then(Value::as_str) != Some(ARCHIVE_FORMAT) {
+            return Err(bad("not an accord-archive/1 file"));
+        }
+        let key = m
+            .get("public_key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("missing public_key"))
+            .and_then(|k| {
+                PublicKey::from_b64(k).map_err(|e| ArchiveError::Header(e.to_string()))
+            })?;
+        let agent = m
+            .get("agent_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("missing agent_id"))
+            .and_then(|a| AgentId::parse(a).map_err(|e| ArchiveError::Header(e.to_string())))?;
+        agent
+            .check_key(&key)
+            .map_err(|e| ArchiveError::Header(e.to_string()))?;
+        self.name = match m.get("name") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Null) | None => None,
+            Some(_) => return Err(bad("name must be a string or null")),
+        };
+        if m.len() != 4 {
+            return Err(bad("unexpected members"));
+        }
+        self.export = Some(ExportVerifier::new(self.mode, true).expect_agent(agent));
+        self.key = Some(key);
+        Ok(())
+    }
+
+    fn certification(&mut self, line: &[u8]) -> Result<(), ArchiveError> {
+        let n = self.line;
+        let bad = |reason: String| ArchiveError::Certification { line: n, reason };
+        let key = self.key.ok_or_else(|| bad("no header".into()))?;
+        let Value::Object(mut m) = jcs::parse(line).map_err(|e| bad(e.to_string()))? else {
+            return Err(bad("not a JSON object".into()));
+        };
+        if jcs::to_vec(&Value::Object(m.clone())) != line {
+            return Err(bad("not in canonical form".into()));
+        }
+        let sig = m
+            .remove("signature")
+            .and_then(|v| v.as_str().and_then(decode_b64_exact::<64>))
+            .map(|b| Signature::from_bytes(&b))
+            .ok_or_else(|| bad("missing or malformed signature".into()))?;
+        if !key.verify_strict(&jcs::to_vec(&Value::Object(m.clone())), &sig) {
+            return Err(bad(
+                "signature does not verify under the archive's key".into()
+            ));
+        }
+        let s = |k: &str| {
+            m.get(k)
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("missing {k}")))
+        };
+        if s("format")? != CERTIFICATION_FORMAT || m.len() != 4 {
+            return Err(bad("not an accord-certification/1 line".into()));
+        }
+        let digest = self.digest.finish();
+        if Hash32::from_hex(s("archive_digest")?) != Some(digest) {
+            return Err(bad("archive_digest does not match the archive's content (a line before it was changed)".into()));
+        }
+        let certified_at = Timestamp::parse(s("certified_at")?).map_err(|e| bad(e.to_string()))?;
+        let (cp, _) =
+            Checkpoint::open(s("checkpoint")?.as_bytes(), &key).map_err(|e| bad(e.to_string()))?;
+        if cp.size != self.tree.size() || cp.root != self.tree.root() {
+            return Err(bad(format!(
+                "checkpoint (size {}, root {}) does not match the archived events (size {}, root {})",
+                cp.size,
+                cp.root,
+                self.tree.size(),
+                self.tree.root()
+            )));
+        }
+        self.certified = Some((cp, certified_at));
+        Ok(())
+    }
+
+    /// Finishes: the certification line must have been seen.
+    pub fn finish(self) -> Result<ArchiveReport, ArchiveError> {
+        let (checkpoint, certified_at) = self.certified.ok_or(ArchiveError::Truncated)?;
+        let export = self
+            .export
+            .ok_or(ArchiveError::Truncated)?
+            .finish()
+            .map_err(|e| shift_lines(e, 1))?;
+        Ok(ArchiveReport {
+            export,
+            name: self.name,
+            checkpoint,
+            certified_at,
+        })
+    }
+}
+
+/// Export errors count lines from the first event; the archive has a header
+/// line before it.
+fn shift_lines(e: ExportError, by: u64) -> ArchiveError {
+    let msg = match &e {
+        ExportError::Chain { line, failure } => format!("line {}: {failure}", line + by),
+        ExportError::Seal { line, reason } => format!("line {}: export seal: {reason}", line + by),
+        ExportError::AfterSeal(l) => format!("line {}: content after the export seal", l + by),
+        ExportError::EmptyLine(l) => format!("line {}: empty line", l + by),
+        other => other.to_string(),
+    };
+    ArchiveError::Export(msg)
+}

@@ -73,6 +73,8 @@ impl From<HomeError> for CliError {
                 Code::Identity
             }
             HomeError::Store(s) => return store_error(s, e.to_string()),
+            HomeError::Input(_) => Code::Input,
+            HomeError::Contradiction(_) => Code::VerifyFailed,
             HomeError::Random(_) | HomeError::Io(_) => Code::Io,
             _ => Code::Io,
         };

@@ -650,6 +650,7 @@ fn verify_archive<R: io::BufRead>(
 
 fn cmd_certify(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliError> {
     let mut agent = open_agent(home)?;
+    verify_before_signing(&agent)?;
     let progress = spinner("certifying");
     let mut tick = |n| progress.set_position(n);
     let path = out
@@ -671,7 +672,15 @@ fn cmd_certify(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliEr
         CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
     })?;
     let mut w = BufWriter::new(file);
-    let (count, cp) = agent.certify(&mut w, &mut tick)?;
+    let (count, cp) = match agent.certify(&mut w, &mut tick) {
+        Ok(r) => r,
+        Err(e) => {
+            // Never leave a partial archive behind under the requested name.
+            drop(w);
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+    };
     let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
     file.sync_all().map_err(|e| CliError::io(e.to_string()))?;
     progress.finish_and_clear();
@@ -687,8 +696,28 @@ fn cmd_certify(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliEr
     Ok(())
 }
 
+/// An agent signs checkpoints only over a chain it has just verified (and
+/// `sign_checkpoint` also checks it against every checkpoint signed before).
+fn verify_before_signing(agent: &accord_store::Agent) -> Result<(), CliError> {
+    let progress = spinner("verifying the chain before signing");
+    let result = verify_store(
+        agent.store(),
+        agent.key().agent_id(),
+        SignatureMode::Batch,
+        &mut |n| progress.set_position(n),
+    )?;
+    progress.finish_and_clear();
+    result.map(|_| ()).map_err(|f| {
+        CliError::new(
+            Code::VerifyFailed,
+            format!("refusing to sign: the chain does not verify: {f} (run `accord verify`)"),
+        )
+    })
+}
+
 fn cmd_checkpoint(home: &Home, json: bool) -> Result<(), CliError> {
     let mut agent = open_agent(home)?;
+    verify_before_signing(&agent)?;
     let (cp, note) = agent.checkpoint()?;
     let text = String::from_utf8_lossy(&note.to_bytes()).into_owned();
     if json {
@@ -710,6 +739,7 @@ fn cmd_checkpoint(home: &Home, json: bool) -> Result<(), CliError> {
 
 fn cmd_prove(home: &Home, args: ProveArgs) -> Result<(), CliError> {
     let mut agent = open_agent(home)?;
+    verify_before_signing(&agent)?;
     let tree = agent.tree()?;
     let (_, note) = agent.sign_checkpoint(&tree, tree.size())?;
     let key = *agent.key().public();
@@ -796,14 +826,13 @@ fn cmd_verify_proof(
             Ok(())
         }
         Err(proof::ProofError::Fork {
-            size1,
+            size,
             root1,
-            size2,
             root2,
             evidence,
         }) => {
             let msg = format!(
-                "FORK: the agent signed two checkpoints that no append-only log can join (size {size1} root {root1}, size {size2} root {root2})"
+                "FORK: the agent signed two different checkpoints of size {size} (roots {root1} and {root2})"
             );
             if json {
                 println!(

@@ -651,7 +651,7 @@ fn checkpoints_and_proofs() {
         (r["old_size"].as_u64(), r["new_size"].as_u64()),
         (Some(10), Some(41))
     );
-    fails(&env.run(&["prove", "--from", "0"]), 5, "covers 1 to 41");
+    fails(&env.run(&["prove", "--from", "0"]), 3, "covers 1 to 41");
     fs::write(&tampered, b"{\"format\":\"nope\"}").unwrap();
     fails(
         &env.run(&["verify-proof", tampered.to_str().unwrap()]),
@@ -887,5 +887,101 @@ fn certified_archive_verifies_offline_and_any_change_fails() {
         &env.run(&["verify", t.to_str().unwrap()]),
         1,
         "content after the certification line",
+    );
+}
+
+#[test]
+fn only_conclusive_evidence_is_called_a_fork() {
+    let env = Env::new();
+    env.init();
+    for _ in 0..9 {
+        ok(&env.run(&["stamp", "s"]));
+    }
+    let c = env.path("c.json");
+    ok(&env.run(&["prove", "--from", "3", "--out", c.to_str().unwrap()]));
+    // One flipped bit in a proof hash: the proof fails, nobody is accused.
+    let v: Value = serde_json::from_slice(&fs::read(&c).unwrap()).unwrap();
+    let h = v["proof"][0].as_str().unwrap().to_owned();
+    let flipped = if h.starts_with('A') {
+        h.replacen('A', "B", 1)
+    } else {
+        format!("A{}", &h[1..])
+    };
+    let t = env.path("t.json");
+    fs::write(&t, fs::read_to_string(&c).unwrap().replace(&h, &flipped)).unwrap();
+    let out = env.run(&["verify-proof", t.to_str().unwrap()]);
+    fails(&out, 1, "proof FAILED: merkle proof");
+    assert!(!stderr(&out).contains("FORK"), "{}", stderr(&out));
+    // old and new swapped.
+    let swapped = serde_json::json!({
+        "format": v["format"], "new": v["old"], "old": v["new"], "proof": v["proof"], "public_key": v["public_key"]
+    });
+    fs::write(&t, accord_core::jcs::to_vec(&swapped)).unwrap();
+    fails(
+        &env.run(&["verify-proof", t.to_str().unwrap()]),
+        1,
+        "larger than",
+    );
+    // --against is for consistency proofs only.
+    let p = env.path("p.json");
+    ok(&env.run(&["prove", "2", "--out", p.to_str().unwrap()]));
+    fails(
+        &env.run(&[
+            "verify-proof",
+            p.to_str().unwrap(),
+            "--against",
+            c.to_str().unwrap(),
+        ]),
+        1,
+        "--against applies",
+    );
+}
+
+#[test]
+fn an_agent_never_signs_over_a_removed_or_edited_history() {
+    let env = Env::new();
+    env.init();
+    for i in 0..8 {
+        ok(&env.run(&["stamp", "s", "--payload", &format!("{{\"i\":{i}}}")]));
+    }
+    ok(&env.run(&["checkpoint"]));
+    // Someone with file access removes the last two events.
+    let db = env.home().join("events.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq >= 7;")
+            .unwrap();
+    }
+    // The shortened chain still verifies on its own…
+    ok(&env.run(&["verify"]));
+    // …but the agent will not sign a checkpoint or archive contradicting its earlier one.
+    fails(&env.run(&["checkpoint"]), 1, "events were removed");
+    let a = env.path("a.accord");
+    fails(
+        &env.run(&["certify", "--out", a.to_str().unwrap()]),
+        1,
+        "events were removed",
+    );
+    assert!(!a.exists(), "a partial archive was left behind");
+    // An edited event: refused before signing.
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TRIGGER events_no_update").unwrap();
+        let body: Vec<u8> = conn
+            .query_row("SELECT body FROM events WHERE seq = 3", [], |r| r.get(0))
+            .unwrap();
+        let edited = String::from_utf8(body)
+            .unwrap()
+            .replace("\"i\":2", "\"i\":5");
+        conn.execute(
+            "UPDATE events SET body = ?1 WHERE seq = 3",
+            [edited.as_bytes()],
+        )
+        .unwrap();
+    }
+    fails(
+        &env.run(&["prove", "1"]),
+        1,
+        "refusing to sign: the chain does not verify: event seq 3",
     );
 }

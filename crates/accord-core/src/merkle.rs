@@ -307,6 +307,24 @@ pub fn verify_inclusion(
     }
 }
 
+/// Number of hashes in the consistency proof between sizes `0 < m < n`
+/// (the shape of RFC 9162's SUBPROOF, without hashing).
+fn consistency_len(m: u64, n: u64) -> usize {
+    let (mut len, mut m, mut complete, mut count) = (n, m, true, 0);
+    while m != len {
+        let k = split(len as usize) as u64;
+        count += 1;
+        if m <= k {
+            len = k;
+        } else {
+            len -= k;
+            m -= k;
+            complete = false;
+        }
+    }
+    count + usize::from(!complete)
+}
+
 fn inclusion_len(index: u64, size: u64) -> usize {
     // Number of levels where the path has a sibling: bits of the last index
     // below the level at which `index` and `size - 1` share a prefix, plus
@@ -343,7 +361,7 @@ pub fn verify_consistency(
     }
     let bad_len = || MerkleError::ProofLength {
         got: proof.len(),
-        expected: 0,
+        expected: consistency_len(size1, size2),
     };
     // When size1 is a power of two the old root is itself a node of the new
     // tree and is not repeated in the proof.
@@ -495,6 +513,9 @@ mod tests {
             }
             for m in 1..=n as u64 {
                 let proof = consistency_proof(&all, m).unwrap();
+                if m < n as u64 {
+                    assert_eq!(proof.len(), consistency_len(m, n as u64), "m {m} n {n}");
+                }
                 let old = root_of(&all[..m as usize]);
                 verify_consistency(m, n as u64, &old, &root, &proof).unwrap();
                 let forked = leaf_hash(b"fork");

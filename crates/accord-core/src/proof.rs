@@ -77,19 +77,17 @@ pub enum ProofError {
         /// Offered size.
         new: u64,
     },
-    /// Two validly signed checkpoints of the same agent that no append-only
-    /// history can explain.
+    /// Two checkpoints of the same size with different roots, both validly
+    /// signed by the agent: it has shown two histories.
     #[error(
-        "FORK: the agent signed checkpoints that are not consistent (size {size1} root {root1} vs size {size2} root {root2})"
+        "FORK: the agent signed two different checkpoints of size {size} (roots {root1} and {root2})"
     )]
     Fork {
-        /// Older size.
-        size1: u64,
-        /// Older root.
+        /// The size both checkpoints claim.
+        size: u64,
+        /// One root.
         root1: Hash32,
-        /// Newer size.
-        size2: u64,
-        /// Newer root.
+        /// The other root.
         root2: Hash32,
         /// The two signed notes, as evidence.
         evidence: Box<(String, String)>,
@@ -213,6 +211,11 @@ pub fn verify_file(
         .collect::<Result<_, _>>()?;
     match s("format")? {
         INCLUSION_FORMAT => {
+            if against.is_some() {
+                return Err(bad(
+                    "--against applies to consistency proofs, not inclusion proofs",
+                ));
+            }
             let (cp, _) = Checkpoint::open(s("checkpoint")?.as_bytes(), &key)?;
             let index = m
                 .get("index")
@@ -243,43 +246,39 @@ pub fn verify_file(
             })
         }
         CONSISTENCY_FORMAT => {
-            let old_text = match against {
-                Some(a) => std::str::from_utf8(a)
-                    .map_err(|_| bad("the --against checkpoint is not UTF-8"))?
-                    .to_owned(),
-                None => s("old")?.to_owned(),
-            };
-            let (old, _) = Checkpoint::open(old_text.as_bytes(), &key)?;
+            let old_text = s("old")?;
             let new_text = s("new")?;
+            let (old, _) = Checkpoint::open(old_text.as_bytes(), &key)?;
             let (new, _) = Checkpoint::open(new_text.as_bytes(), &key)?;
-            if against.is_some() {
-                let (file_old, _) = Checkpoint::open(s("old")?.as_bytes(), &key)?;
-                if file_old.size != old.size {
-                    return Err(ProofError::Malformed(format!(
+            if old.size > new.size {
+                return Err(bad("\"old\" is larger than \"new\""));
+            }
+            if let Some(kept) = against {
+                let kept_text = std::str::from_utf8(kept)
+                    .map_err(|_| bad("the kept checkpoint is not UTF-8"))?;
+                let (k, _) = Checkpoint::open(kept_text.as_bytes(), &key)?;
+                if k.size != old.size {
+                    return Err(bad(&format!(
                         "the proof starts at size {}, the kept checkpoint has size {}: ask for `accord prove --from {}`",
-                        file_old.size, old.size, old.size
+                        old.size, k.size, k.size
                     )));
                 }
+                // Two checkpoints of one size with different roots, both
+                // signed by the agent: conclusive, whatever the proof says.
+                if k.root != old.root {
+                    return Err(ProofError::Fork {
+                        size: k.size,
+                        root1: k.root,
+                        root2: old.root,
+                        evidence: Box::new((kept_text.to_owned(), old_text.to_owned())),
+                    });
+                }
             }
-            let (a, b) = if old.size <= new.size {
-                (&old, &new)
-            } else {
-                (&new, &old)
-            };
-            match merkle::verify_consistency(a.size, b.size, &a.root, &b.root, &proof) {
-                Ok(()) => Ok(Verified::Consistency { old, new }),
-                // A well-formed proof that joins two validly signed
-                // checkpoints to nothing: the agent has shown two histories
-                // (for equal sizes, different roots prove it outright).
-                Err(MerkleError::RootMismatch) => Err(ProofError::Fork {
-                    size1: a.size,
-                    root1: a.root,
-                    size2: b.size,
-                    root2: b.root,
-                    evidence: Box::new((old_text, new_text.to_owned())),
-                }),
-                Err(e) => Err(ProofError::Merkle(e)),
-            }
+            // The proof hashes are not signed: a proof that fails only shows
+            // that this file does not prove consistency, not that the agent
+            // forked (anyone can flip a bit in an honest proof).
+            merkle::verify_consistency(old.size, new.size, &old.root, &new.root, &proof)?;
+            Ok(Verified::Consistency { old, new })
         }
         other => Err(ProofError::Malformed(format!("unknown format {other:?}"))),
     }
@@ -307,6 +306,15 @@ pub fn witness_check(
         return match last {
             None => Ok((cp, note)),
             Some((l, _)) if l == cp => Ok((cp, note)),
+            Some((l, ln)) if l.size == cp.size => Err(ProofError::Fork {
+                size: l.size,
+                root1: l.root,
+                root2: cp.root,
+                evidence: Box::new((
+                    String::from_utf8_lossy(&ln.to_bytes()).into_owned(),
+                    String::from_utf8_lossy(file).into_owned(),
+                )),
+            }),
             Some((l, _)) if cp.size < l.size => Err(ProofError::Rollback {
                 last: l.size,
                 new: cp.size,

@@ -54,6 +54,12 @@ pub enum HomeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The request does not fit the chain (e.g. a checkpoint size beyond it).
+    #[error("{0}")]
+    Input(String),
+    /// The chain contradicts a checkpoint this agent signed earlier.
+    #[error("{0}")]
+    Contradiction(String),
     /// The operating system's RNG failed.
     #[error("random number generator failed: {0}")]
     Random(String),
@@ -312,12 +318,13 @@ impl Agent {
         size: u64,
     ) -> Result<(Checkpoint, Note), HomeError> {
         if size == 0 || size > tree.size() {
-            return Err(HomeError::Store(StoreError::Invalid(format!(
+            return Err(HomeError::Input(format!(
                 "the chain has {} events; a checkpoint covers 1 to {} of them, not {size}",
                 tree.size(),
                 tree.size()
-            ))));
+            )));
         }
+        self.check_recorded(tree)?;
         let cp = Checkpoint {
             origin: Checkpoint::origin_of(self.key.agent_id()),
             size,
@@ -330,6 +337,34 @@ impl Agent {
         self.store
             .record_checkpoint(&agent, cp.size, &note.to_bytes())?;
         Ok((cp, note))
+    }
+
+    /// Checks the chain against every checkpoint this agent signed before:
+    /// none may be larger than the chain (events removed) or disagree with
+    /// it (events rewritten). An agent never signs a second history.
+    pub fn check_recorded(&self, tree: &Levels) -> Result<(), HomeError> {
+        let agent = self.key.agent_id().clone();
+        for (size, note) in self.store.checkpoints(&agent)? {
+            let (cp, _) = Checkpoint::open(&note, self.key.public()).map_err(|e| {
+                HomeError::Store(StoreError::Corrupt(format!(
+                    "recorded checkpoint of size {size}: {e}"
+                )))
+            })?;
+            if cp.size > tree.size() {
+                return Err(HomeError::Contradiction(format!(
+                    "the chain has {} events but this agent signed a checkpoint of size {} earlier: events were removed from the store",
+                    tree.size(),
+                    cp.size
+                )));
+            }
+            if tree.root(cp.size).ok() != Some(cp.root) {
+                return Err(HomeError::Contradiction(format!(
+                    "the first {} events differ from the checkpoint of that size signed earlier: the store was rewritten",
+                    cp.size
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Signs and records a checkpoint of the whole chain.
@@ -375,20 +410,21 @@ impl Agent {
             &archive::header_line(self.key.public(), name.as_deref()),
             &mut digest,
         )?;
-        let mut tree = merkle::Tree::new();
+        let mut leaves = Vec::with_capacity(head.seq as usize + 1);
         let mut last = None;
         self.store
             .scan(&agent, 0, Some(head.seq), &mut |seq, body| {
                 emit(body, &mut digest)?;
-                tree.push(merkle::leaf_hash(body));
+                leaves.push(merkle::leaf_hash(body));
                 if seq == head.seq {
                     last = Some(SignedEvent::from_canonical(body)?.hash());
                 }
-                if tree.size().is_multiple_of(4096) {
-                    progress(tree.size());
+                if leaves.len().is_multiple_of(4096) {
+                    progress(leaves.len() as u64);
                 }
                 Ok(ControlFlow::Continue(()))
             })?;
+        let tree = Levels::new(leaves);
         if last != Some(head.hash) || tree.size() != head.seq + 1 {
             return Err(HomeError::Store(StoreError::Corrupt(
                 "events read back do not match the chain head".into(),
@@ -401,16 +437,7 @@ impl Agent {
             exported_at: now()?,
         };
         emit(&seal.sign(&self.key), &mut digest)?;
-        let cp = Checkpoint {
-            origin: Checkpoint::origin_of(&agent),
-            size: tree.size(),
-            root: tree.root(),
-        };
-        let note = cp
-            .sign(&self.key)
-            .map_err(|e| HomeError::Io(e.to_string()))?;
-        self.store
-            .record_checkpoint(&agent, cp.size, &note.to_bytes())?;
+        let (cp, note) = self.sign_checkpoint(&tree, tree.size())?;
         let cert = archive::certification_line(&self.key, &digest.finish(), &note, &now()?);
         out.write_all(&cert)
             .and_then(|_| out.write_all(b"\n"))

@@ -1,6 +1,6 @@
 //! SQLite event store (bundled SQLite, WAL, `synchronous=FULL`).
 //!
-//! Schema `accord-sqlite/1`:
+//! Schema `accord-sqlite/2` (docs/PROTOCOL.md §7) — events:
 //!
 //! ```sql
 //! CREATE TABLE events (
@@ -13,7 +13,9 @@
 //!
 //! plus triggers that abort any UPDATE or DELETE on `events`, and any INSERT
 //! whose (agent_id, seq) exists (`INSERT OR REPLACE` deletes the old row
-//! without firing DELETE triggers, so it needs its own guard). The file's
+//! without firing DELETE triggers, so it needs its own guard); and, since
+//! version 2, a `checkpoints` table (agent_id, size, signed note) with the
+//! same three guards. Version-1 files are upgraded in place on open. The file's
 //! SQLite `application_id` is `0x41434344` ("ACCD"); a file without it is
 //! refused before SQLite writes anything to it.
 
@@ -120,9 +122,26 @@ impl SqliteStore {
             SCHEMA_VERSION => Ok(store),
             1 => {
                 // Additive upgrade in one transaction: nothing stored changes.
-                store.conn.execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {SCHEMA_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))?;
+                // The version is read again under the write lock, since
+                // another process may have upgraded the file meanwhile.
+                store.conn.execute_batch("BEGIN IMMEDIATE")?;
+                let now: i32 = store
+                    .conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                let upgrade = if now == 1 {
+                    store.conn.execute_batch(&format!(
+                        "{SCHEMA_V2} PRAGMA user_version = {SCHEMA_VERSION};"
+                    ))
+                } else {
+                    Ok(())
+                };
+                match upgrade {
+                    Ok(()) => store.conn.execute_batch("COMMIT")?,
+                    Err(e) => {
+                        let _ = store.conn.execute_batch("ROLLBACK");
+                        return Err(e.into());
+                    }
+                }
                 Ok(store)
             }
             _ => Err(StoreError::NotAStore {

@@ -16,7 +16,7 @@ use accord_core::archive::ArchiveVerifier;
 use accord_core::export::ExportVerifier;
 use accord_core::keyfile::KdfParams;
 use accord_core::{AgentId, Map, SignatureMode, SignedEvent, Value, event, jcs, note, proof};
-use accord_store::home::verify_store;
+use accord_store::home::{self, verify_store};
 use accord_store::{EventStore, Home};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -502,17 +502,28 @@ fn cmd_verify_store(home: &Home, mode: SignatureMode, json: bool) -> Result<(), 
         progress.set_position(n)
     })?;
     progress.finish_and_clear();
-    match result {
-        Ok(summary) => {
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(f) => return report_failure(json, f.seq, None, &f.reason.to_string()),
+    };
+    // A valid but shortened or rewritten chain still contradicts the
+    // checkpoints the agent signed before.
+    let tree = home::tree_of(&store, &info.agent_id)?;
+    match home::check_recorded(&store, &info.public_key, &tree) {
+        Ok(n) => {
             report_ok(
                 json,
                 &summary,
                 None,
-                &format!("store {}", store.path().display()),
+                &format!(
+                    "store {} ({n} recorded checkpoints consistent)",
+                    store.path().display()
+                ),
             );
             Ok(())
         }
-        Err(f) => report_failure(json, f.seq, None, &f.reason.to_string()),
+        Err(accord_store::HomeError::Contradiction(m)) => report_failure_msg(json, None, None, &m),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -283,31 +283,7 @@ impl Agent {
     /// The RFC 9162 tree over every event of the chain (leaf = the event's
     /// canonical bytes, in seq order), with all its levels.
     pub fn tree(&self) -> Result<Levels, HomeError> {
-        let agent = self.key.agent_id().clone();
-        let head = self
-            .store
-            .head(&agent)?
-            .ok_or_else(|| StoreError::Invalid("the chain is empty".into()))?;
-        let mut leaves = Vec::with_capacity(head.seq as usize + 1);
-        self.store
-            .scan(&agent, 0, Some(head.seq), &mut |seq, body| {
-                if seq != leaves.len() as u64 {
-                    return Err(StoreError::Corrupt(format!(
-                        "event seq {} is missing",
-                        leaves.len()
-                    )));
-                }
-                leaves.push(merkle::leaf_hash(body));
-                Ok(ControlFlow::Continue(()))
-            })?;
-        if leaves.len() as u64 != head.seq + 1 {
-            return Err(HomeError::Store(StoreError::Corrupt(format!(
-                "expected {} events, read {}",
-                head.seq + 1,
-                leaves.len()
-            ))));
-        }
-        Ok(Levels::new(leaves))
+        tree_of(&self.store, self.key.agent_id())
     }
 
     /// Signs the checkpoint of the first `size` events of `tree`, records
@@ -343,28 +319,7 @@ impl Agent {
     /// none may be larger than the chain (events removed) or disagree with
     /// it (events rewritten). An agent never signs a second history.
     pub fn check_recorded(&self, tree: &Levels) -> Result<(), HomeError> {
-        let agent = self.key.agent_id().clone();
-        for (size, note) in self.store.checkpoints(&agent)? {
-            let (cp, _) = Checkpoint::open(&note, self.key.public()).map_err(|e| {
-                HomeError::Store(StoreError::Corrupt(format!(
-                    "recorded checkpoint of size {size}: {e}"
-                )))
-            })?;
-            if cp.size > tree.size() {
-                return Err(HomeError::Contradiction(format!(
-                    "the chain has {} events but this agent signed a checkpoint of size {} earlier: events were removed from the store",
-                    tree.size(),
-                    cp.size
-                )));
-            }
-            if tree.root(cp.size).ok() != Some(cp.root) {
-                return Err(HomeError::Contradiction(format!(
-                    "the first {} events differ from the checkpoint of that size signed earlier: the store was rewritten",
-                    cp.size
-                )));
-            }
-        }
-        Ok(())
+        check_recorded(&self.store, self.key.public(), tree).map(|_| ())
     }
 
     /// Signs and records a checkpoint of the whole chain.
@@ -525,6 +480,65 @@ pub fn verify_store(
     }
     progress(n);
     Ok(verifier.finish())
+}
+
+/// The RFC 9162 tree over every event of `agent`'s chain in `store`.
+pub fn tree_of(store: &dyn EventStore, agent: &accord_core::AgentId) -> Result<Levels, HomeError> {
+    let head = store
+        .head(agent)?
+        .ok_or_else(|| StoreError::Invalid("the chain is empty".into()))?;
+    let mut leaves = Vec::with_capacity(head.seq as usize + 1);
+    store.scan(agent, 0, Some(head.seq), &mut |seq, body| {
+        if seq != leaves.len() as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "event seq {} is missing",
+                leaves.len()
+            )));
+        }
+        leaves.push(merkle::leaf_hash(body));
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if leaves.len() as u64 != head.seq + 1 {
+        return Err(HomeError::Store(StoreError::Corrupt(format!(
+            "expected {} events, read {}",
+            head.seq + 1,
+            leaves.len()
+        ))));
+    }
+    Ok(Levels::new(leaves))
+}
+
+/// Checks `tree` (the chain now) against every checkpoint recorded for the
+/// agent whose key is `key`: none may be larger than the chain (events were
+/// removed) or disagree with it (events were rewritten). Returns how many
+/// were checked.
+pub fn check_recorded(
+    store: &dyn EventStore,
+    key: &accord_core::PublicKey,
+    tree: &Levels,
+) -> Result<usize, HomeError> {
+    let recorded = store.checkpoints(&key.agent_id())?;
+    for (size, note) in &recorded {
+        let (cp, _) = Checkpoint::open(note, key).map_err(|e| {
+            HomeError::Store(StoreError::Corrupt(format!(
+                "recorded checkpoint of size {size}: {e}"
+            )))
+        })?;
+        if cp.size > tree.size() {
+            return Err(HomeError::Contradiction(format!(
+                "the chain has {} events but this agent signed a checkpoint of size {} earlier: events were removed from the store",
+                tree.size(),
+                cp.size
+            )));
+        }
+        if tree.root(cp.size).ok() != Some(cp.root) {
+            return Err(HomeError::Contradiction(format!(
+                "the first {} events differ from the checkpoint of that size signed earlier: the store was rewritten",
+                cp.size
+            )));
+        }
+    }
+    Ok(recorded.len())
 }
 
 /// Now, from the system clock.

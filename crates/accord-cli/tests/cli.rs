@@ -472,6 +472,11 @@ fn demo_and_bench_run() {
         "{out}"
     );
     assert!(out.contains("events were removed or added"), "{out}");
+    assert!(
+        out.contains("proof for seq 3: 3 hashes") && out.contains("— verified"),
+        "{out}"
+    );
+    assert!(out.contains("seal and certification valid"), "{out}");
     let r = json(&env.run(&["bench", "--events", "1000", "--single", "10", "--json"]));
     assert_eq!(r["events"], 1001);
     assert!(r["append_events_per_s"].as_f64().unwrap() > 0.0);

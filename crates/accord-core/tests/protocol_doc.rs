@@ -24,6 +24,7 @@
 
 use std::collections::BTreeMap;
 
+use accord_core::archive::{self, ArchiveVerifier};
 use accord_core::export::{ExportVerifier, Seal};
 use accord_core::keyfile::{self, KdfParams};
 use accord_core::merkle::{self, leaf_hash, root_of};
@@ -43,6 +44,10 @@ const MARK: &str = "accord-example:";
 
 /// The example agent's Ed25519 seed (RFC 8032 secret key). Public test data.
 const SEED: [u8; 32] = [1; 32];
+/// The example witness's seed (`accord cosign` examples). Public test data.
+const WITNESS_SEED: [u8; 32] = [2; 32];
+/// POSIX time of the example cosignature (2026-11-24T10:16:00Z).
+const COSIGNED_AT: u64 = 1_795_515_360;
 /// Passphrase of the encrypted key file example.
 const PASSPHRASE: &[u8] = b"correct horse battery staple";
 /// Cheapest Argon2id parameters a key file may carry, so the example opens fast.
@@ -83,6 +88,12 @@ struct Examples {
     inclusion: Vec<u8>,
     /// `accord-consistency-proof/1` from the genesis-only log to that checkpoint.
     consistency: Vec<u8>,
+    /// The example witness (`accord cosign`).
+    witness: Keypair,
+    /// The checkpoint, cosigned by the witness at [`COSIGNED_AT`].
+    cosigned: Note,
+    /// `accord-archive/1` of the example export, certified with the checkpoint.
+    archive: Vec<u8>,
 }
 
 /// Builds every example deterministically through the public API.
@@ -165,6 +176,32 @@ fn build() -> Examples {
         &merkle::consistency_proof(&leaves, 1).expect("consistency proof"),
         key.public(),
     );
+    // A witness cosigns the checkpoint under its own key name.
+    let witness = Keypair::from_seed(&WITNESS_SEED).expect("witness seed");
+    let mut cosigned = checkpoint.clone();
+    cosigned
+        .cosign(
+            &Checkpoint::origin_of(witness.agent_id()),
+            &witness,
+            COSIGNED_AT,
+        )
+        .expect("cosignature");
+    // The archive: header, the export's lines, then the certification over
+    // SHA-256 of every byte before it.
+    let mut archive = archive::header_line(key.public(), Some("planner"));
+    archive.push(b'\n');
+    for line in [genesis.canonical(), second.canonical(), &seal_line] {
+        archive.extend_from_slice(line);
+        archive.push(b'\n');
+    }
+    let certification = archive::certification_line(
+        &key,
+        &Hash32::of(&archive),
+        &checkpoint,
+        &ts("2026-11-24T10:16:00.250000Z"),
+    );
+    archive.extend_from_slice(&certification);
+    archive.push(b'\n');
     Examples {
         key,
         genesis,
@@ -177,6 +214,9 @@ fn build() -> Examples {
         checkpoint,
         inclusion,
         consistency,
+        witness,
+        cosigned,
+        archive,
     }
 }
 
@@ -261,6 +301,23 @@ fn expected_blocks(x: &Examples) -> BTreeMap<&'static str, String> {
     // `accord prove` ends the file with a newline, as a block does.
     m.insert("inclusion-proof", format!("{}\n", text(&x.inclusion)));
     m.insert("consistency-proof", format!("{}\n", text(&x.consistency)));
+    let wpk = x.witness.public();
+    let wname = Checkpoint::origin_of(x.witness.agent_id());
+    m.insert(
+        "witness",
+        format!(
+            "seed (hex)           {}\npublic_key           {}\nagent_id             {}\nkey name             {wname}\ncosignature key ID   {}\ntime                 {COSIGNED_AT}\n",
+            hex::encode(WITNESS_SEED),
+            wpk.to_b64(),
+            x.witness.agent_id(),
+            hex::encode(note::key_id(&wname, note::SIG_COSIGNATURE_V1, wpk)),
+        ),
+    );
+    m.insert(
+        "cosigned-checkpoint",
+        text(&x.cosigned.to_bytes()).to_owned(),
+    );
+    m.insert("archive", text(&x.archive).to_owned());
     m.insert(
         "limits",
         format!(
@@ -282,13 +339,15 @@ fn expected_blocks(x: &Examples) -> BTreeMap<&'static str, String> {
     m.insert(
         "formats",
         format!(
-            "event              {}\ngenesis            {}\nseal               {}\nkey file           {}\ninclusion proof    {}\nconsistency proof  {}\n",
+            "event              {}\ngenesis            {}\nseal               {}\nkey file           {}\ninclusion proof    {}\nconsistency proof  {}\narchive header     {}\ncertification      {}\n",
             event::EVENT_FORMAT,
             event::GENESIS_TYPE,
             export::SEAL_FORMAT,
             keyfile::KEY_FORMAT,
             proof::INCLUSION_FORMAT,
             proof::CONSISTENCY_FORMAT,
+            archive::ARCHIVE_FORMAT,
+            archive::CERTIFICATION_FORMAT,
         ),
     );
     m
@@ -639,6 +698,157 @@ fn documented_checkpoint_and_proofs_follow_the_documented_rules() {
         proof::verify_file(consistency.as_bytes(), Some(&agent), Some(&forged)),
         Err(proof::ProofError::Fork { .. })
     ));
+}
+
+/// Checks the documented cosignature (PROTOCOL.md 11) with `sha2`, `base64`
+/// and `ed25519-dalek` only, then through `Note::verify_cosignature`.
+#[test]
+fn documented_cosignature_follows_the_documented_rules() {
+    let blocks = extract_blocks(&read_doc());
+    let w = doc_block(&blocks, "witness");
+    let seed: [u8; 32] = hex::decode(field(w, "seed (hex)"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let raw = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    assert_eq!(URL_SAFE_NO_PAD.encode(raw), field(w, "public_key"));
+    let b58 = bs58::encode(Sha256::digest(raw))
+        .with_alphabet(bs58::Alphabet::BITCOIN)
+        .into_string();
+    assert_eq!(&b58[..32], field(w, "agent_id"));
+    let name = format!("accord/agent/{}", &b58[..32]);
+    assert_eq!(field(w, "key name"), name);
+    // Key ID of a cosignature: SHA-256(name ‖ 0x0A ‖ 0x04 ‖ key)[:4].
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update([0x0a, 0x04]);
+    h.update(raw);
+    let key_id = h.finalize()[..4].to_vec();
+    assert_eq!(field(w, "cosignature key ID"), hex::encode(&key_id));
+    let time: u64 = field(w, "time").parse().unwrap();
+
+    // The cosigned note is the agent's note with one more line appended.
+    let checkpoint = doc_block(&blocks, "checkpoint");
+    let cosigned = doc_block(&blocks, "cosigned-checkpoint");
+    let line = cosigned
+        .strip_prefix(checkpoint)
+        .expect("the agent's note, unchanged, comes first")
+        .strip_suffix('\n')
+        .unwrap();
+    let b64 = line
+        .strip_prefix(&format!("\u{2014} {name} "))
+        .expect("cosignature line");
+    let bytes = STANDARD.decode(b64).unwrap();
+    assert_eq!(bytes.len(), 76);
+    assert_eq!(&bytes[..4], key_id.as_slice());
+    assert_eq!(u64::from_be_bytes(bytes[4..12].try_into().unwrap()), time);
+    let body = &checkpoint[..checkpoint.find("\n\n").unwrap() + 1];
+    let message = format!("cosignature/v1\ntime {time}\n{body}");
+    VerifyingKey::from_bytes(&raw)
+        .unwrap()
+        .verify_strict(
+            message.as_bytes(),
+            &Signature::from_bytes(&bytes[12..].try_into().unwrap()),
+        )
+        .expect("cosignature");
+
+    // Through the public API: the cosignature verifies, the agent's own
+    // signature still does, and neither stands in for the other.
+    let key = Keypair::from_seed(&SEED).unwrap();
+    let witness = Keypair::from_seed(&seed).unwrap();
+    let note = Note::parse(cosigned.as_bytes()).unwrap();
+    assert_eq!(note.verify_cosignature(&name, witness.public()), Ok(time));
+    assert!(Checkpoint::open(cosigned.as_bytes(), key.public()).is_ok());
+    let origin = Checkpoint::origin_of(key.agent_id());
+    assert!(note.verify_cosignature(&origin, key.public()).is_err());
+    assert!(note.verify(&name, witness.public()).is_err());
+}
+
+/// Re-derives the documented archive (PROTOCOL.md 12): header, the export of
+/// 5.4, and a certification whose digest, signature and checkpoint follow
+/// the documented rules; then verifies it with `ArchiveVerifier`.
+#[test]
+fn documented_archive_follows_the_documented_rules() {
+    let blocks = extract_blocks(&read_doc());
+    let key = Keypair::from_seed(&SEED).unwrap();
+    let archive = doc_block(&blocks, "archive");
+    let lines: Vec<&str> = archive.lines().collect();
+    assert_eq!(lines.len(), 5);
+    let export: Vec<&str> = doc_block(&blocks, "export").lines().collect();
+    assert_eq!(&lines[1..4], export.as_slice());
+    let id = doc_block(&blocks, "identity");
+    assert_eq!(
+        lines[0],
+        format!(
+            r#"{{"agent_id":"{}","format":"accord-archive/1","name":"planner","public_key":"{}"}}"#,
+            field(id, "agent_id"),
+            field(id, "public_key")
+        )
+    );
+
+    // The certification: canonical, signed over the JCS of its other
+    // members, digest of every byte before it, the documented checkpoint.
+    let cert = lines[4];
+    let Value::Object(mut m) = jcs::parse(cert.as_bytes()).unwrap() else {
+        panic!("certification is not an object")
+    };
+    assert_eq!(jcs::to_vec(&Value::Object(m.clone())), cert.as_bytes());
+    let Some(Value::String(sig)) = m.remove("signature") else {
+        panic!("no signature")
+    };
+    let sig: [u8; 64] = URL_SAFE_NO_PAD.decode(sig).unwrap().try_into().unwrap();
+    VerifyingKey::from_bytes(&key.public().to_bytes())
+        .unwrap()
+        .verify_strict(
+            &jcs::to_vec(&Value::Object(m.clone())),
+            &Signature::from_bytes(&sig),
+        )
+        .expect("certification signature");
+    let before = &archive[..archive.len() - cert.len() - 1];
+    assert_eq!(
+        m["archive_digest"],
+        Value::from(hex::encode(Sha256::digest(before.as_bytes())))
+    );
+    assert_eq!(
+        m["checkpoint"],
+        Value::from(doc_block(&blocks, "checkpoint"))
+    );
+    assert_eq!(m["format"], Value::from("accord-certification/1"));
+    assert_eq!(m.len(), 4);
+
+    let verify = |text: &str, mode| {
+        let mut v = ArchiveVerifier::new(mode);
+        for line in text.lines() {
+            v.push_line(line.as_bytes())?;
+        }
+        v.finish()
+    };
+    for mode in [SignatureMode::Batch, SignatureMode::Strict] {
+        let r = verify(archive, mode).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert_eq!(r.export.summary.events, 2);
+        assert_eq!(r.name.as_deref(), Some("planner"));
+        assert_eq!(
+            (r.checkpoint.size, r.checkpoint.root),
+            (2, root_of(&build().leaves))
+        );
+        assert_eq!(r.certified_at.as_str(), "2026-11-24T10:16:00.250000Z");
+    }
+    // A changed header byte, a missing certification, trailing content.
+    let renamed = archive.replacen("\"planner\"", "\"plannes\"", 1);
+    assert!(matches!(
+        verify(&renamed, SignatureMode::Strict),
+        Err(archive::ArchiveError::Certification { line: 5, .. })
+    ));
+    assert_eq!(
+        verify(before, SignatureMode::Strict),
+        Err(archive::ArchiveError::Truncated)
+    );
+    assert_eq!(
+        verify(&format!("{archive}{{}}\n"), SignatureMode::Strict),
+        Err(archive::ArchiveError::Trailing(6))
+    );
 }
 
 /// Prints every checked block in Markdown, ready to paste into the document.

@@ -131,8 +131,9 @@ enum Command {
     Cosign {
         /// The log's signed checkpoint (first time) or a consistency proof from the last size cosigned
         file: PathBuf,
-        /// The log agent's public key (base64url, as `accord id` prints it)
-        #[arg(long, value_name = "PUBLIC_KEY")]
+        /// The log agent's public key (base64url, as `accord id` prints it;
+        /// it may start with '-')
+        #[arg(long, value_name = "PUBLIC_KEY", allow_hyphen_values = true)]
         log_key: String,
         /// Output file for the cosigned checkpoint [default: stdout]
         #[arg(long, short)]
@@ -609,11 +610,9 @@ fn verify_archive<R: io::BufRead>(
         let line = match lines.next_line() {
             Ok(Some((_, text))) => text,
             Ok(None) => break,
-            Err(input::LineError::TooLong { line, len }) => {
+            Err(input::LineError::TooLong { len, .. }) => {
                 progress.finish_and_clear();
-                return fail(format!(
-                    "line {line}: {len}+ bytes, longer than any archive line may be"
-                ));
+                return fail(v.push_oversized(len).to_string());
             }
             Err(e) => return Err(e.into()),
         };
@@ -709,7 +708,7 @@ fn cmd_certify(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliEr
 
 /// An agent signs checkpoints only over a chain it has just verified (and
 /// `sign_checkpoint` also checks it against every checkpoint signed before).
-fn verify_before_signing(agent: &accord_store::Agent) -> Result<(), CliError> {
+pub(crate) fn verify_before_signing(agent: &accord_store::Agent) -> Result<(), CliError> {
     let progress = spinner("verifying the chain before signing");
     let result = verify_store(
         agent.store(),

@@ -7,12 +7,61 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use accord_core::note::Checkpoint;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+
+use accord_core::note::{self, Checkpoint, Note};
 use accord_core::{Map, PublicKey, SignedEvent, Value, proof};
-use accord_store::{EventStore, Home};
+use accord_store::{EventStore, Home, StoreError};
 
 use crate::exit::{CliError, Code};
-use crate::{input, open_agent, write_output};
+use crate::{input, open_agent, verify_before_signing};
+
+/// Where the cosigned note goes: a file opened up front, or stdout.
+enum Output {
+    File(File, std::path::PathBuf),
+    Stdout,
+}
+
+impl Output {
+    fn open(out: Option<&Path>, force: bool) -> Result<Self, CliError> {
+        let Some(path) = out else {
+            return Ok(Output::Stdout);
+        };
+        let mut opts = OpenOptions::new();
+        opts.write(true);
+        if force {
+            opts.create(true).truncate(true);
+        } else {
+            opts.create_new(true);
+        }
+        let f = opts.open(path).map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::AlreadyExists {
+                " (pass --force to replace it)"
+            } else {
+                ""
+            };
+            CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
+        })?;
+        Ok(Output::File(f, path.to_owned()))
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), CliError> {
+        match self {
+            Output::File(f, path) => f
+                .write_all(bytes)
+                .and_then(|_| f.write_all(b"\n"))
+                .and_then(|_| f.sync_all())
+                .map_err(|e| CliError::io(format!("cannot write {}: {e}", path.display()))),
+            Output::Stdout => {
+                let mut o = io::stdout().lock();
+                o.write_all(bytes)
+                    .and_then(|_| o.write_all(b"\n"))
+                    .map_err(|e| CliError::io(format!("cannot write output: {e}")))
+            }
+        }
+    }
+}
 
 /// Event type recording a cosignature in the witness's chain.
 pub const COSIGNED_TYPE: &str = "checkpoint_cosigned";
@@ -32,10 +81,18 @@ pub fn cosign(
     if agent.key().agent_id() == &log_key.agent_id() {
         return Err(CliError::input("an agent cannot witness its own log"));
     }
+    // The witness's memory is its chain: it must verify before it is used.
+    verify_before_signing(&agent)?;
     let origin = Checkpoint::origin_of(&log_key.agent_id());
     let last = last_cosigned(&agent, &origin)?;
-    let (cp, mut note) = proof::witness_check(&bytes, &log_key, last.as_deref().map(str::as_bytes))
+    let (cp, note) = proof::witness_check(&bytes, &log_key, last.as_deref().map(str::as_bytes))
         .map_err(|e| CliError::new(Code::VerifyFailed, format!("not cosigned: {e}")))?;
+    // Keep only the log's own (verified) signature: lines added by whoever
+    // relayed the note must not grow what the witness stores and signs.
+    let mut note = note.only_signature(
+        &cp.origin,
+        note::key_id(&cp.origin, note::SIG_ED25519, &log_key),
+    );
     let time = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|_| CliError::io("system clock is before 1970"))?
@@ -50,6 +107,9 @@ pub fn cosign(
     payload.insert("root".into(), Value::from(cp.root.to_hex()));
     payload.insert("log_public_key".into(), Value::from(log_key.to_b64()));
     payload.insert("note".into(), Value::from(text.clone()));
+    // Open the output before recording, so a refused output file does not
+    // leave a recorded cosignature nobody received.
+    let mut sink = Output::open(out, force)?;
     agent.stamp(COSIGNED_TYPE, payload)?;
     eprintln!(
         "cosigned {} at size {} as {name}{}",
@@ -60,7 +120,7 @@ pub fn cosign(
             Some(_) => " (consistent with the last one cosigned)",
         }
     );
-    write_output(out, force, text.trim_end().as_bytes())
+    sink.write(text.trim_end().as_bytes())
 }
 
 /// The note of the largest checkpoint of `origin` this agent cosigned.
@@ -80,10 +140,20 @@ fn last_cosigned(agent: &accord_store::Agent, origin: &str) -> Result<Option<Str
         if e.event_type == COSIGNED_TYPE
             && e.payload.get("origin").and_then(Value::as_str) == Some(origin)
         {
-            let size = e.payload.get("size").and_then(Value::as_u64).unwrap_or(0);
-            if let Some(note) = e.payload.get("note").and_then(Value::as_str)
-                && best.as_ref().is_none_or(|(s, _)| size >= *s)
-            {
+            // The size that counts is the one inside the signed note.
+            let note = e
+                .payload
+                .get("note")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let size = Note::parse(note.as_bytes())
+                .ok()
+                .and_then(|n| Checkpoint::parse_text(&n.text).ok())
+                .map(|cp| cp.size)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("event seq {}: unreadable cosigned note", e.seq))
+                })?;
+            if best.as_ref().is_none_or(|(s, _)| size >= *s) {
                 best = Some((size, note.to_owned()));
             }
         }

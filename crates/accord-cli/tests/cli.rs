@@ -487,6 +487,18 @@ fn demo_and_bench_run() {
 fn usage_errors_exit_2() {
     let env = Env::new();
     fails(&env.run(&["frobnicate"]), 2, "unrecognized subcommand");
+    // base64url keys may begin with '-': accepted as a value, not a flag.
+    env.init();
+    fails(
+        &env.run(&[
+            "cosign",
+            "/nonexistent",
+            "--log-key",
+            "-9AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ]),
+        3,
+        "--log-key",
+    );
     fails(
         &env.run(&["log", "--from", "minus-one"]),
         2,
@@ -989,5 +1001,117 @@ fn an_agent_never_signs_over_a_removed_or_edited_history() {
         &env.run(&["prove", "1"]),
         1,
         "refusing to sign: the chain does not verify: event seq 3",
+    );
+}
+
+#[test]
+fn cosign_and_fork_hardening() {
+    let env = Env::new();
+    env.init();
+    let witness = env.path("witness");
+    let as_witness = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
+        c.arg("--home")
+            .arg(&witness)
+            .args(args)
+            .env_remove("ACCORD_PASSPHRASE");
+        c.output().unwrap()
+    };
+    ok(&as_witness(&["init", "--no-passphrase"]));
+    let log_key = json(&env.run(&["id", "--json"]))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&env.run(&["stamp", "s"]));
+    let cp = ok(&env.run(&["checkpoint"]));
+    // Signature lines stuffed in by a relay are dropped, not stored.
+    let stuffed = env.path("stuffed.note");
+    let junk: String = (0..60)
+        .map(|i| format!("\u{2014} junk{i} AAAAAAAAAAA=\n"))
+        .collect();
+    fs::write(&stuffed, format!("{cp}{junk}")).unwrap();
+    let out = ok(&as_witness(&[
+        "cosign",
+        stuffed.to_str().unwrap(),
+        "--log-key",
+        &log_key,
+    ]));
+    assert_eq!(out.matches('\u{2014}').count(), 2, "{out}");
+    // A refused output file records nothing.
+    let existing = env.path("exists.note");
+    fs::write(&existing, "x").unwrap();
+    let before = ok(&as_witness(&["log"])).lines().count();
+    fails(
+        &as_witness(&[
+            "cosign",
+            stuffed.to_str().unwrap(),
+            "--log-key",
+            &log_key,
+            "--out",
+            existing.to_str().unwrap(),
+        ]),
+        6,
+        "--force",
+    );
+    assert_eq!(ok(&as_witness(&["log"])).lines().count(), before);
+    // The same checkpoint can be cosigned again (and still works after the stuffing).
+    ok(&as_witness(&[
+        "cosign",
+        stuffed.to_str().unwrap(),
+        "--log-key",
+        &log_key,
+    ]));
+
+    // A single proof file whose old and new have one size and two roots is a fork.
+    let fork_home = env.path("fork");
+    copy_dir(&env.home(), &fork_home);
+    ok(&env.run(&["stamp", "a"]));
+    let honest = json(&env.run(&["checkpoint", "--json"]))["note"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
+    c.arg("--home").arg(&fork_home).args(["stamp", "b"]);
+    ok(&c.output().unwrap());
+    let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
+    c.arg("--home")
+        .arg(&fork_home)
+        .args(["checkpoint", "--json"]);
+    let forked = json(&c.output().unwrap())["note"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = serde_json::json!({
+        "format": "accord-consistency-proof/1", "old": honest, "new": forked, "proof": [], "public_key": log_key
+    });
+    let f = env.path("fork.json");
+    fs::write(&f, accord_core::jcs::to_vec(&file)).unwrap();
+    fails(
+        &env.run(&["verify-proof", f.to_str().unwrap()]),
+        1,
+        "FORK: the agent signed two different checkpoints of size 3",
+    );
+
+    // A witness whose own chain was edited refuses to cosign.
+    let db = witness.join("events.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TRIGGER events_no_update").unwrap();
+        let body: Vec<u8> = conn
+            .query_row("SELECT body FROM events WHERE seq = 1", [], |r| r.get(0))
+            .unwrap();
+        let edited = String::from_utf8(body)
+            .unwrap()
+            .replacen("\"size\":2", "\"size\":1", 1);
+        conn.execute(
+            "UPDATE events SET body = ?1 WHERE seq = 1",
+            [edited.as_bytes()],
+        )
+        .unwrap();
+    }
+    fails(
+        &as_witness(&["cosign", stuffed.to_str().unwrap(), "--log-key", &log_key]),
+        1,
+        "refusing to sign",
     );
 }

@@ -179,6 +179,22 @@ impl ArchiveVerifier {
         Ok(())
     }
 
+    /// Records a line too long to read and returns the failure to report;
+    /// inside the events, an earlier bad signature still pending is named
+    /// first.
+    pub fn push_oversized(&mut self, len: usize) -> ArchiveError {
+        self.line += 1;
+        match self.export.as_mut() {
+            Some(export) if !self.sealed && self.certified.is_none() => {
+                shift_lines(export.push_oversized(len), 1)
+            }
+            _ => ArchiveError::Export(format!(
+                "line {}: {len}+ bytes, longer than any archive line may be",
+                self.line
+            )),
+        }
+    }
+
     fn header(&mut self, line: &[u8]) -> Result<(), ArchiveError> {
         let bad = |m: &str| ArchiveError::Header(m.to_owned());
         let Value::Object(m) = jcs::parse(line).map_err(|e| ArchiveError::Header(e.to_string()))?

@@ -209,6 +209,22 @@ impl Note {
         }
     }
 
+    /// The note reduced to its text and the one signature line by
+    /// (`name`, `key_id`), if present — what a witness keeps, so that lines
+    /// added by whoever relayed the note cannot grow it.
+    pub fn only_signature(&self, name: &str, key_id: [u8; 4]) -> Note {
+        Note {
+            text: self.text.clone(),
+            signatures: self
+                .signatures
+                .iter()
+                .filter(|s| s.name == name && s.key_id == key_id)
+                .take(1)
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Adds a `cosignature/v1` line by (`name`, `key`) at POSIX time `time`.
     pub fn cosign(&mut self, name: &str, key: &Keypair, time: u64) -> Result<(), NoteError> {
         check_name(name)?;

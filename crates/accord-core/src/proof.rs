@@ -253,6 +253,14 @@ pub fn verify_file(
             if old.size > new.size {
                 return Err(bad("\"old\" is larger than \"new\""));
             }
+            if old.size == new.size && old.root != new.root {
+                return Err(ProofError::Fork {
+                    size: old.size,
+                    root1: old.root,
+                    root2: new.root,
+                    evidence: Box::new((old_text.to_owned(), new_text.to_owned())),
+                });
+            }
             if let Some(kept) = against {
                 let kept_text = std::str::from_utf8(kept)
                     .map_err(|_| bad("the kept checkpoint is not UTF-8"))?;

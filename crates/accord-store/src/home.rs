@@ -524,6 +524,12 @@ pub fn check_recorded(
                 "recorded checkpoint of size {size}: {e}"
             )))
         })?;
+        if cp.size != *size {
+            return Err(HomeError::Store(StoreError::Corrupt(format!(
+                "the checkpoint recorded as size {size} is of size {}",
+                cp.size
+            ))));
+        }
         if cp.size > tree.size() {
             return Err(HomeError::Contradiction(format!(
                 "the chain has {} events but this agent signed a checkpoint of size {} earlier: events were removed from the store",

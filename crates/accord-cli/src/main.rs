@@ -458,21 +458,7 @@ fn cmd_export(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliErr
     let mut tick = |n| progress.set_position(n);
     let count = match out {
         Some(path) => {
-            let mut opts = OpenOptions::new();
-            opts.write(true);
-            if force {
-                opts.create(true).truncate(true);
-            } else {
-                opts.create_new(true);
-            }
-            let file = opts.open(path).map_err(|e| {
-                let hint = if e.kind() == io::ErrorKind::AlreadyExists {
-                    " (pass --force to replace it)"
-                } else {
-                    ""
-                };
-                CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
-            })?;
+            let file = create_output(path, force)?;
             let mut w = BufWriter::new(file);
             let n = agent.export(&mut w, &mut tick)?;
             let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
@@ -666,21 +652,7 @@ fn cmd_certify(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliEr
     let path = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(format!("{}.accord", agent.key().agent_id())));
-    let mut opts = OpenOptions::new();
-    opts.write(true);
-    if force {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    let file = opts.open(&path).map_err(|e| {
-        let hint = if e.kind() == io::ErrorKind::AlreadyExists {
-            " (pass --force to replace it)"
-        } else {
-            ""
-        };
-        CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
-    })?;
+    let file = create_output(&path, force)?;
     let mut w = BufWriter::new(file);
     let (count, cp) = match agent.certify(&mut w, &mut tick) {
         Ok(r) => r,
@@ -869,24 +841,30 @@ fn cmd_verify_proof(
     }
 }
 
+/// Creates an output file: refuses to replace an existing one unless
+/// `force`, and says how to override.
+pub(crate) fn create_output(path: &Path, force: bool) -> Result<File, CliError> {
+    let mut opts = OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    opts.open(path).map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::AlreadyExists {
+            " (pass --force to replace it)"
+        } else {
+            ""
+        };
+        CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
+    })
+}
+
 pub(crate) fn write_output(out: Option<&Path>, force: bool, bytes: &[u8]) -> Result<(), CliError> {
     match out {
         Some(path) => {
-            let mut opts = OpenOptions::new();
-            opts.write(true);
-            if force {
-                opts.create(true).truncate(true);
-            } else {
-                opts.create_new(true);
-            }
-            let mut f = opts.open(path).map_err(|e| {
-                let hint = if e.kind() == io::ErrorKind::AlreadyExists {
-                    " (pass --force to replace it)"
-                } else {
-                    ""
-                };
-                CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
-            })?;
+            let mut f = create_output(path, force)?;
             f.write_all(bytes)
                 .and_then(|_| f.write_all(b"\n"))
                 .and_then(|_| f.sync_all())

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 
 use accord_core::note::{self, Checkpoint, Note};
@@ -15,7 +15,7 @@ use accord_core::{Map, PublicKey, SignedEvent, Value, proof};
 use accord_store::{EventStore, Home, StoreError};
 
 use crate::exit::{CliError, Code};
-use crate::{input, open_agent, verify_before_signing};
+use crate::{create_output, input, open_agent, verify_before_signing};
 
 /// Where the cosigned note goes: a file opened up front, or stdout.
 enum Output {
@@ -28,21 +28,7 @@ impl Output {
         let Some(path) = out else {
             return Ok(Output::Stdout);
         };
-        let mut opts = OpenOptions::new();
-        opts.write(true);
-        if force {
-            opts.create(true).truncate(true);
-        } else {
-            opts.create_new(true);
-        }
-        let f = opts.open(path).map_err(|e| {
-            let hint = if e.kind() == io::ErrorKind::AlreadyExists {
-                " (pass --force to replace it)"
-            } else {
-                ""
-            };
-            CliError::io(format!("cannot create {}: {e}{hint}", path.display()))
-        })?;
+        let f = create_output(path, force)?;
         Ok(Output::File(f, path.to_owned()))
     }
 

@@ -503,8 +503,9 @@ fn cmd_verify_store(home: &Home, mode: SignatureMode, json: bool) -> Result<(), 
                 &summary,
                 None,
                 &format!(
-                    "store {} ({n} recorded checkpoints consistent)",
-                    store.path().display()
+                    "store {} ({n} recorded checkpoint{} consistent)",
+                    store.path().display(),
+                    if n == 1 { "" } else { "s" }
                 ),
             );
             Ok(())

@@ -32,6 +32,13 @@ impl Output {
         Ok(Output::File(f, path.to_owned()))
     }
 
+    /// Removes a file opened for output that will not be written.
+    fn discard(&mut self) {
+        if let Output::File(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
     fn write(&mut self, bytes: &[u8]) -> Result<(), CliError> {
         match self {
             Output::File(f, path) => f
@@ -69,6 +76,9 @@ pub fn cosign(
     }
     // The witness's memory is its chain: it must verify before it is used.
     verify_before_signing(&agent)?;
+    // …and must not contradict the checkpoints the witness signed of itself
+    // (removed events would otherwise make it forget what it cosigned).
+    agent.check_recorded(&agent.tree()?)?;
     let origin = Checkpoint::origin_of(&log_key.agent_id());
     let last = last_cosigned(&agent, &origin)?;
     let (cp, note) = proof::witness_check(&bytes, &log_key, last.as_deref().map(str::as_bytes))
@@ -96,7 +106,10 @@ pub fn cosign(
     // Open the output before recording, so a refused output file does not
     // leave a recorded cosignature nobody received.
     let mut sink = Output::open(out, force)?;
-    agent.stamp(COSIGNED_TYPE, payload)?;
+    if let Err(e) = agent.stamp(COSIGNED_TYPE, payload) {
+        sink.discard();
+        return Err(e.into());
+    }
     eprintln!(
         "cosigned {} at size {} as {name}{}",
         cp.origin,

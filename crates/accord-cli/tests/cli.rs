@@ -1115,3 +1115,42 @@ fn cosign_and_fork_hardening() {
         "refusing to sign",
     );
 }
+
+#[test]
+fn a_witness_notices_its_own_removed_events() {
+    let env = Env::new();
+    env.init();
+    let witness = env.path("witness");
+    let as_witness = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
+        c.arg("--home")
+            .arg(&witness)
+            .args(args)
+            .env_remove("ACCORD_PASSPHRASE");
+        c.output().unwrap()
+    };
+    ok(&as_witness(&["init", "--no-passphrase"]));
+    let log_key = json(&env.run(&["id", "--json"]))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cp = env.path("cp.note");
+    fs::write(&cp, ok(&env.run(&["checkpoint"]))).unwrap();
+    ok(&as_witness(&[
+        "cosign",
+        cp.to_str().unwrap(),
+        "--log-key",
+        &log_key,
+    ]));
+    ok(&as_witness(&["checkpoint"]));
+    assert!(ok(&as_witness(&["verify"])).contains("(1 recorded checkpoint consistent)"));
+    // Remove the cosignature event the witness's own checkpoint covers.
+    let conn = rusqlite::Connection::open(witness.join("events.db")).unwrap();
+    conn.execute_batch("DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq >= 1;")
+        .unwrap();
+    fails(
+        &as_witness(&["cosign", cp.to_str().unwrap(), "--log-key", &log_key]),
+        1,
+        "events were removed",
+    );
+}

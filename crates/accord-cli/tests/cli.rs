@@ -36,6 +36,18 @@ impl Env {
     fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }
+    /// Runs `accord` against another home (a second agent, a copied store).
+    fn run_at(&self, home: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_accord"))
+            .arg("--home")
+            .arg(home)
+            .args(args)
+            .env_remove("ACCORD_PASSPHRASE")
+            .env_remove("ACCORD_HOME")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
     fn run_pw(&self, pw: &str, args: &[&str]) -> Output {
         self.cmd(args)
             .env("ACCORD_PASSPHRASE", pw)
@@ -688,14 +700,7 @@ fn checkpoints_and_proofs() {
             .unwrap(),
     )
     .unwrap();
-    let in_fork = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
-        c.arg("--home")
-            .arg(&fork_home)
-            .args(args)
-            .env_remove("ACCORD_PASSPHRASE");
-        c.output().unwrap()
-    };
+    let in_fork = |args: &[&str]| env.run_at(&fork_home, args);
     ok(&in_fork(&[
         "stamp",
         "paid",
@@ -740,14 +745,7 @@ fn witnesses_cosign_consistent_checkpoints_only() {
     let env = Env::new();
     env.init();
     let witness = env.path("witness");
-    let as_witness = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
-        c.arg("--home")
-            .arg(&witness)
-            .args(args)
-            .env_remove("ACCORD_PASSPHRASE");
-        c.output().unwrap()
-    };
+    let as_witness = |args: &[&str]| env.run_at(&witness, args);
     ok(&as_witness(&["init", "--no-passphrase"]));
     let log_key = json(&env.run(&["id", "--json"]))["public_key"]
         .as_str()
@@ -788,14 +786,7 @@ fn witnesses_cosign_consistent_checkpoints_only() {
     let fork_home = env.path("fork");
     copy_dir(&env.home(), &fork_home);
     ok(&env.run(&["stamp", "honest"]));
-    let in_fork = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
-        c.arg("--home")
-            .arg(&fork_home)
-            .args(args)
-            .env_remove("ACCORD_PASSPHRASE");
-        c.output().unwrap()
-    };
+    let in_fork = |args: &[&str]| env.run_at(&fork_home, args);
     ok(&in_fork(&["stamp", "forked"]));
     let newer = env.path("c.json");
     ok(&env.run(&["prove", "--from", "4", "--out", newer.to_str().unwrap()]));
@@ -1009,14 +1000,7 @@ fn cosign_and_fork_hardening() {
     let env = Env::new();
     env.init();
     let witness = env.path("witness");
-    let as_witness = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
-        c.arg("--home")
-            .arg(&witness)
-            .args(args)
-            .env_remove("ACCORD_PASSPHRASE");
-        c.output().unwrap()
-    };
+    let as_witness = |args: &[&str]| env.run_at(&witness, args);
     ok(&as_witness(&["init", "--no-passphrase"]));
     let log_key = json(&env.run(&["id", "--json"]))["public_key"]
         .as_str()
@@ -1070,14 +1054,8 @@ fn cosign_and_fork_hardening() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
-    c.arg("--home").arg(&fork_home).args(["stamp", "b"]);
-    ok(&c.output().unwrap());
-    let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
-    c.arg("--home")
-        .arg(&fork_home)
-        .args(["checkpoint", "--json"]);
-    let forked = json(&c.output().unwrap())["note"]
+    ok(&env.run_at(&fork_home, &["stamp", "b"]));
+    let forked = json(&env.run_at(&fork_home, &["checkpoint", "--json"]))["note"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1121,14 +1099,7 @@ fn a_witness_notices_its_own_removed_events() {
     let env = Env::new();
     env.init();
     let witness = env.path("witness");
-    let as_witness = |args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
-        c.arg("--home")
-            .arg(&witness)
-            .args(args)
-            .env_remove("ACCORD_PASSPHRASE");
-        c.output().unwrap()
-    };
+    let as_witness = |args: &[&str]| env.run_at(&witness, args);
     ok(&as_witness(&["init", "--no-passphrase"]));
     let log_key = json(&env.run(&["id", "--json"]))["public_key"]
         .as_str()

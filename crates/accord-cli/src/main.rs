@@ -142,7 +142,7 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Run the tour: create an agent, stamp, verify, tamper, catch it
+    /// Run the tour: an agent stamps, verifies, catches tampering, proves an event, certifies
     Demo,
     /// Measure append and verify throughput on this machine
     Bench(bench::BenchArgs),

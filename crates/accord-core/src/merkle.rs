@@ -223,24 +223,9 @@ impl Levels {
         if size1 == 0 || size1 > size2 {
             return Err(MerkleError::Sizes { size1, size2 });
         }
-        let mut out = Vec::new();
-        let (mut start, mut len, mut m, mut complete) = (0usize, n, size1 as usize, true);
-        while m != len {
-            let k = split(len);
-            if m <= k {
-                out.push(self.range_root(start + k, len - k));
-                len = k;
-            } else {
-                out.push(self.range_root(start, k));
-                start += k;
-                len -= k;
-                m -= k;
-                complete = false;
-            }
-        }
-        if !complete {
-            out.push(self.range_root(start, len));
-        }
+        let mut out: Vec<Hash32> = consistency_ranges(size1 as usize, n)
+            .map(|(start, len)| self.range_root(start, len))
+            .collect();
         out.reverse();
         Ok(out)
     }
@@ -310,19 +295,39 @@ pub fn verify_inclusion(
 /// Number of hashes in the consistency proof between sizes `0 < m < n`
 /// (the shape of RFC 9162's SUBPROOF, without hashing).
 fn consistency_len(m: u64, n: u64) -> usize {
-    let (mut len, mut m, mut complete, mut count) = (n, m, true, 0);
-    while m != len {
-        let k = split(len as usize) as u64;
-        count += 1;
+    consistency_ranges(m as usize, n as usize).count()
+}
+
+/// The leaf ranges `(start, len)` whose roots form the consistency proof
+/// between sizes `0 < m <= n`, root side first (RFC 9162 §2.1.4.1's SUBPROOF
+/// walked iteratively); the proof lists them in reverse.
+fn consistency_ranges(m: usize, n: usize) -> impl Iterator<Item = (usize, usize)> {
+    let (mut start, mut len, mut m, mut complete) = (0usize, n, m, true);
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        if m == len {
+            done = true;
+            // The old tree's own root closes the proof unless it is a
+            // complete subtree the verifier already has.
+            return (!complete).then_some((start, len));
+        }
+        let k = split(len);
         if m <= k {
+            let r = (start + k, len - k);
             len = k;
+            Some(r)
         } else {
+            let r = (start, k);
+            start += k;
             len -= k;
             m -= k;
             complete = false;
+            Some(r)
         }
-    }
-    count + usize::from(!complete)
+    })
 }
 
 fn inclusion_len(index: u64, size: u64) -> usize {

@@ -9,9 +9,11 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod audit;
 pub mod chain;
 pub mod event;
 pub mod export;
+pub mod handoff;
 pub mod hash;
 pub mod identity;
 pub mod jcs;
@@ -19,6 +21,8 @@ pub mod keyfile;
 pub mod merkle;
 pub mod note;
 pub mod proof;
+pub mod session;
+pub mod signed;
 pub mod timestamp;
 
 pub use chain::{ChainVerifier, Failure, Reason, SignatureMode, Summary};

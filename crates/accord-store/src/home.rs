@@ -24,7 +24,7 @@ use accord_core::{
 use rand_core::UnwrapErr;
 
 use crate::sqlite::SqliteStore;
-use crate::{EventStore, Head, StoreError};
+use crate::{EventStore, Head, SideWrite, StoreError};
 
 /// File name of the key file inside a home.
 pub const KEY_FILE: &str = "identity.json";
@@ -205,6 +205,14 @@ impl Home {
     }
 }
 
+/// Builds the events (type, payload) of one [`Agent::stamp_with_state`] and
+/// its state writes, from the agent's key and the state values asked for.
+pub type StampFn<'a> = dyn FnMut(
+        &Keypair,
+        &[Option<Vec<u8>>],
+    ) -> Result<(Vec<(String, Map<String, Value>)>, Vec<SideWrite>), StoreError>
+    + 'a;
+
 /// An opened agent: its key and its store.
 pub struct Agent {
     key: Keypair,
@@ -241,42 +249,64 @@ impl Agent {
         &mut self,
         items: Vec<(String, Map<String, Value>)>,
     ) -> Result<Vec<SignedEvent>, HomeError> {
-        let agent = self.key.agent_id().clone();
-        let key = &self.key;
         let mut items = Some(items);
-        let written = self.store.append_with(&agent, &mut |head: Option<&Head>| {
-            let Some(head) = head else {
-                return Err(StoreError::Invalid("the chain has no genesis event".into()));
-            };
+        self.stamp_with_state(&[], &mut |_, _| {
             let items = items
                 .take()
                 .ok_or_else(|| StoreError::Invalid("batch built twice".into()))?;
-            let mut out = Vec::with_capacity(items.len());
-            let (mut seq, mut prev, mut ts) = (head.seq, head.hash, head.timestamp.clone());
-            let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
-            // A clock that stepped back must not break the chain's
-            // non-decreasing time rule; the chain keeps its last time.
-            if now > ts {
-                ts = now;
-            }
-            for (event_type, payload) in items {
-                seq += 1;
-                let ev = Event {
-                    agent_id: agent.clone(),
-                    seq,
-                    timestamp: ts.clone(),
-                    nonce: nonce().map_err(|e| StoreError::Io(e.to_string()))?,
-                    event_type,
-                    payload,
-                    prev_hash: prev,
-                    public_key: None,
-                }
-                .sign(key)?;
-                prev = ev.hash();
-                out.push(ev);
-            }
-            Ok(out)
-        })?;
+            Ok((items, Vec::new()))
+        })
+    }
+
+    /// Appends the events `build` returns together with the state writes it
+    /// returns, in one transaction. `build` runs under the store's write
+    /// lock and sees the agent's key and the current values of the state
+    /// `keys`, so a decision
+    /// it takes from them (a sequence number, a replay check) cannot race
+    /// another process.
+    pub fn stamp_with_state(
+        &mut self,
+        keys: &[&str],
+        build: &mut StampFn<'_>,
+    ) -> Result<Vec<SignedEvent>, HomeError> {
+        let agent = self.key.agent_id().clone();
+        let key = &self.key;
+        let written =
+            self.store.append_with_state(
+                &agent,
+                keys,
+                &mut |head: Option<&Head>, state: &[Option<Vec<u8>>]| {
+                    let Some(head) = head else {
+                        return Err(StoreError::Invalid("the chain has no genesis event".into()));
+                    };
+                    let (items, writes) = build(key, state)?;
+                    let mut out = Vec::with_capacity(items.len());
+                    let (mut seq, mut prev, mut ts) = (head.seq, head.hash, head.timestamp.clone());
+                    let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
+                    // A clock that stepped back must not break the chain's
+                    // non-decreasing time rule; the chain keeps its last time.
+                    if now > ts {
+                        ts = now;
+                    }
+                    for (event_type, payload) in items {
+                        seq += 1;
+                        let ev = Event {
+                            agent_id: agent.clone(),
+                            seq,
+                            timestamp: ts.clone(),
+                            nonce: nonce().map_err(|e| StoreError::Io(e.to_string()))?,
+                            event_type,
+                            payload,
+                            prev_hash: prev,
+                            public_key: None,
+                        }
+                        .sign(key)?;
+                        prev = ev.hash();
+                        out.push(ev);
+                    }
+                    Ok((out, writes))
+                },
+            )?;
         Ok(written)
     }
 

@@ -33,7 +33,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod handoffs;
 pub mod home;
+pub mod participant;
 pub mod sqlite;
 
 use std::ops::ControlFlow;
@@ -116,6 +118,50 @@ pub type BuildFn<'a> = dyn FnMut(Option<&Head>) -> Result<Vec<SignedEvent>, Stor
 /// `ControlFlow::Break` to stop the scan early.
 pub type ScanFn<'a> = dyn FnMut(u64, &[u8]) -> Result<ControlFlow<()>, StoreError> + 'a;
 
+/// Builds the events of one append and the state it changes, from the
+/// chain's head and the current values of the state keys asked for.
+pub type StateBuildFn<'a> = dyn FnMut(
+        Option<&Head>,
+        &[Option<Vec<u8>>],
+    ) -> Result<(Vec<SignedEvent>, Vec<SideWrite>), StoreError>
+    + 'a;
+
+/// A write that lands in the same transaction as an append, so protocol
+/// state never disagrees with the chain it is derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SideWrite {
+    /// Sets a state value.
+    Set {
+        /// The key (e.g. `handoff/in/<sender>`).
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Adds an item to the quarantine.
+    Quarantine {
+        /// When it arrived (Accord timestamp).
+        received_at: String,
+        /// Why it was refused.
+        reason: String,
+        /// The refused bytes, as received.
+        item: Vec<u8>,
+    },
+}
+
+/// A quarantined item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Its number in this store (1, 2, ...).
+    pub id: u64,
+    /// When it arrived.
+    pub received_at: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// The refused bytes.
+    pub item: Vec<u8>,
+}
+
 /// An append-only store of agents' chains.
 pub trait EventStore {
     /// The head of `agent`'s chain, `None` when it has no events.
@@ -130,6 +176,22 @@ pub trait EventStore {
         agent: &AgentId,
         build: &mut BuildFn<'_>,
     ) -> Result<Vec<SignedEvent>, StoreError>;
+
+    /// As [`EventStore::append_with`], also reading the state `keys` under
+    /// the write lock and writing `build`'s [`SideWrite`]s in the same
+    /// transaction.
+    fn append_with_state(
+        &mut self,
+        agent: &AgentId,
+        keys: &[&str],
+        build: &mut StateBuildFn<'_>,
+    ) -> Result<Vec<SignedEvent>, StoreError>;
+
+    /// A state value of `agent`.
+    fn state(&self, agent: &AgentId, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// `agent`'s quarantine, oldest first.
+    fn quarantined(&self, agent: &AgentId) -> Result<Vec<Quarantined>, StoreError>;
 
     /// Appends already built events, atomically ([`StoreError::Conflict`]
     /// when the chain moved since they were built).

@@ -27,13 +27,16 @@ use std::time::Duration;
 use accord_core::{AgentId, SignedEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-use crate::{BuildFn, EventStore, Head, ScanFn, StoreError, check_continuation};
+use crate::{
+    BuildFn, EventStore, Head, Quarantined, ScanFn, SideWrite, StateBuildFn, StoreError,
+    check_continuation,
+};
 
 /// SQLite `application_id` of an Accord store ("ACCD").
 pub const APPLICATION_ID: i32 = 0x4143_4344;
 /// Schema version (`PRAGMA user_version`). Version 1 stores (events only)
 /// are upgraded in place on open.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE events (
@@ -69,6 +72,30 @@ CREATE TRIGGER checkpoints_no_replace BEFORE INSERT ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'accord checkpoints are append-only'); END;
 ";
 
+/// Added in schema version 3: per-agent protocol state derived from the
+/// chain (handoff sequence numbers, session progress, seen nonces), written
+/// in the same transaction as the events it follows from, and the
+/// append-only quarantine of refused handoff receipts.
+const SCHEMA_V3: &str = "
+CREATE TABLE state (
+    agent_id TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    value    BLOB NOT NULL,
+    PRIMARY KEY (agent_id, key)
+);
+CREATE TABLE quarantine (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id    TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    item        BLOB NOT NULL
+);
+CREATE TRIGGER quarantine_no_update BEFORE UPDATE ON quarantine
+    BEGIN SELECT RAISE(ABORT, 'accord quarantine is append-only'); END;
+CREATE TRIGGER quarantine_no_delete BEFORE DELETE ON quarantine
+    BEGIN SELECT RAISE(ABORT, 'accord quarantine is append-only'); END;
+";
+
 /// The SQLite-backed [`EventStore`].
 pub struct SqliteStore {
     conn: Connection,
@@ -98,6 +125,7 @@ impl SqliteStore {
              PRAGMA application_id = {APPLICATION_ID};
              {SCHEMA}
              {SCHEMA_V2}
+             {SCHEMA_V3}
              PRAGMA user_version = {SCHEMA_VERSION};
              COMMIT;
              PRAGMA wal_checkpoint(TRUNCATE);"
@@ -120,7 +148,7 @@ impl SqliteStore {
         let store = Self::configure(conn, path)?;
         match version {
             SCHEMA_VERSION => Ok(store),
-            1 => {
+            1 | 2 => {
                 // Additive upgrade in one transaction: nothing stored changes.
                 // The version is read again under the write lock, since
                 // another process may have upgraded the file meanwhile.
@@ -128,14 +156,15 @@ impl SqliteStore {
                 let now: i32 = store
                     .conn
                     .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-                let upgrade = if now == 1 {
-                    store.conn.execute_batch(&format!(
-                        "{SCHEMA_V2} PRAGMA user_version = {SCHEMA_VERSION};"
-                    ))
-                } else {
-                    Ok(())
-                };
-                match upgrade {
+                let mut steps = String::new();
+                if now < 2 {
+                    steps.push_str(SCHEMA_V2);
+                }
+                if now < 3 {
+                    steps.push_str(SCHEMA_V3);
+                    steps.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};"));
+                }
+                match store.conn.execute_batch(&steps) {
                     Ok(()) => store.conn.execute_batch("COMMIT")?,
                     Err(e) => {
                         let _ = store.conn.execute_batch("ROLLBACK");
@@ -146,9 +175,7 @@ impl SqliteStore {
             }
             _ => Err(StoreError::NotAStore {
                 path: path.display().to_string(),
-                reason: format!(
-                    "schema version {version}, this build reads 1 and {SCHEMA_VERSION}"
-                ),
+                reason: format!("schema version {version}, this build reads 1 to {SCHEMA_VERSION}"),
             }),
         }
     }
@@ -182,9 +209,38 @@ impl SqliteStore {
         }
     }
 
+    /// The quarantine entry of `agent` received at `received_at` (the
+    /// latest, should two share the microsecond).
+    pub fn quarantine_id(
+        &self,
+        agent: &AgentId,
+        received_at: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let id: Option<i64> = self.conn.query_row(
+            "SELECT MAX(id) FROM quarantine WHERE agent_id = ?1 AND received_at = ?2",
+            params![agent.as_str(), received_at],
+            |r| r.get(0),
+        )?;
+        Ok(id.map(|i| i as u64))
+    }
+
     /// Number of events in `agent`'s chain.
     pub fn len(&self, agent: &AgentId) -> Result<u64, StoreError> {
         Ok(self.head(agent)?.map_or(0, |h| h.seq + 1))
+    }
+
+    fn read_state(
+        conn: &Connection,
+        agent: &AgentId,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(conn
+            .query_row(
+                "SELECT value FROM state WHERE agent_id = ?1 AND key = ?2",
+                params![agent.as_str(), key],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn read_head(conn: &Connection, agent: &AgentId) -> Result<Option<Head>, StoreError> {
@@ -223,13 +279,26 @@ impl EventStore for SqliteStore {
         agent: &AgentId,
         build: &mut BuildFn<'_>,
     ) -> Result<Vec<SignedEvent>, StoreError> {
-        // IMMEDIATE takes the write lock up front: the head read below cannot
-        // go stale before the insert.
+        self.append_with_state(agent, &[], &mut |head, _| Ok((build(head)?, Vec::new())))
+    }
+
+    fn append_with_state(
+        &mut self,
+        agent: &AgentId,
+        keys: &[&str],
+        build: &mut StateBuildFn<'_>,
+    ) -> Result<Vec<SignedEvent>, StoreError> {
+        // IMMEDIATE takes the write lock up front: the head and state read
+        // below cannot go stale before the insert.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let head = Self::read_head(&tx, agent)?;
-        let events = build(head.as_ref())?;
+        let state = keys
+            .iter()
+            .map(|k| Self::read_state(&tx, agent, k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (events, writes) = build(head.as_ref(), &state)?;
         if events.is_empty() {
             return Err(StoreError::Invalid("empty batch".into()));
         }
@@ -241,8 +310,48 @@ impl EventStore for SqliteStore {
                 insert.execute(params![agent.as_str(), ev.seq() as i64, ev.canonical()])?;
             }
         }
+        for w in writes {
+            match w {
+                SideWrite::Set { key, value } => {
+                    tx.execute(
+                        "INSERT INTO state (agent_id, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (agent_id, key) DO UPDATE SET value = excluded.value",
+                        params![agent.as_str(), key, value],
+                    )?;
+                }
+                SideWrite::Quarantine {
+                    received_at,
+                    reason,
+                    item,
+                } => {
+                    tx.execute(
+                        "INSERT INTO quarantine (agent_id, received_at, reason, item) VALUES (?1, ?2, ?3, ?4)",
+                        params![agent.as_str(), received_at, reason, item],
+                    )?;
+                }
+            }
+        }
         tx.commit()?;
         Ok(events)
+    }
+
+    fn state(&self, agent: &AgentId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Self::read_state(&self.conn, agent, key)
+    }
+
+    fn quarantined(&self, agent: &AgentId) -> Result<Vec<Quarantined>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, received_at, reason, item FROM quarantine WHERE agent_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![agent.as_str()], |r| {
+            Ok(Quarantined {
+                id: r.get::<_, i64>(0)? as u64,
+                received_at: r.get(1)?,
+                reason: r.get(2)?,
+                item: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn scan(

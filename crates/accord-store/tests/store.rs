@@ -284,7 +284,9 @@ fn v1_store_upgrades_and_checkpoints_are_append_only() {
         .unwrap()
         .execute_batch(
             "DROP TRIGGER checkpoints_no_update; DROP TRIGGER checkpoints_no_delete;
-             DROP TRIGGER checkpoints_no_replace; DROP TABLE checkpoints; PRAGMA user_version = 1;",
+             DROP TRIGGER checkpoints_no_replace; DROP TABLE checkpoints;
+             DROP TRIGGER quarantine_no_update; DROP TRIGGER quarantine_no_delete;
+             DROP TABLE quarantine; DROP TABLE state; PRAGMA user_version = 1;",
         )
         .unwrap();
     let mut store = SqliteStore::open(&db).unwrap();
@@ -292,7 +294,7 @@ fn v1_store_upgrades_and_checkpoints_are_append_only() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, accord_store::sqlite::SCHEMA_VERSION);
     assert_eq!(bodies(&db), before);
     store.record_checkpoint(&id, 3, b"note-a").unwrap();
     store.record_checkpoint(&id, 3, b"note-a").unwrap();

@@ -1,0 +1,823 @@
+//! One agent's side of co-signed sessions (`accord_core::session`), over
+//! any transport, and [`Session`], N agents in one process.
+//!
+//! A [`Participant`] signs only with its own key. It answers what peers
+//! send ([`Participant::handle`]) and starts exchanges itself
+//! ([`Participant::propose`], [`Participant::request`]); the [`Wire`]
+//! messages between the two are what a transport carries (one JSON line
+//! each). Session progress (peer keys, interaction order, counts) is kept
+//! in the store's state, written in the same transaction as the events it
+//! follows from, so a participant that restarts carries on where it was.
+
+use std::collections::HashMap;
+
+use accord_core::session::{
+    self, DEFAULT_MAX_SKEW_MICROS, Descriptor, HANDSHAKE_EVENT, ProposalParams, Role,
+    SESSION_END_EVENT, SESSION_START_EVENT, SessionError,
+};
+use accord_core::signed::SignedObject;
+use accord_core::{AgentId, Hash32, Map, PublicKey, SignedEvent, Uuid, Value, jcs};
+use serde::{Deserialize, Serialize};
+
+use crate::home::{Agent, HomeError, nonce, now};
+use crate::{EventStore, SideWrite, StoreError};
+
+/// Largest wire message, in bytes of JSON text.
+pub const MAX_WIRE_BYTES: usize = 1024 * 1024;
+
+/// Session failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParticipantError {
+    /// The peer's message was refused.
+    #[error(transparent)]
+    Protocol(#[from] SessionError),
+    /// The agent's home failed.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// The peer answered with an error.
+    #[error("peer refused: {0}")]
+    Peer(String),
+    /// A message arrived that does not fit the exchange.
+    #[error("unexpected message: {0}")]
+    Unexpected(String),
+}
+
+impl From<StoreError> for ParticipantError {
+    fn from(e: StoreError) -> Self {
+        ParticipantError::Home(HomeError::Store(e))
+    }
+}
+
+/// A message between participants: one JSON object per line,
+/// `{"kind": ..., "message": {signed object}, "data": {...}}`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Wire {
+    /// Handshake step 1.
+    Proposal(SignedObject),
+    /// Handshake step 2.
+    Response(SignedObject),
+    /// Handshake step 3.
+    Confirm(SignedObject),
+    /// An interaction request with the data it hashes.
+    Interaction {
+        /// The initiator's signed request.
+        request: SignedObject,
+        /// The payload, as recorded.
+        data: Map<String, Value>,
+    },
+    /// The responder's countersignature.
+    Countersign(SignedObject),
+    /// A session end notice.
+    End(SignedObject),
+    /// Done; nothing to return.
+    Ack,
+    /// The message was refused.
+    Error(String),
+}
+
+impl Wire {
+    /// The JSON line (no newline).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut m = Map::new();
+        let (kind, message) = match self {
+            Wire::Proposal(o) => ("proposal", Some(o)),
+            Wire::Response(o) => ("response", Some(o)),
+            Wire::Confirm(o) => ("confirm", Some(o)),
+            Wire::Interaction { request, data } => {
+                m.insert("data".into(), Value::Object(data.clone()));
+                ("interaction", Some(request))
+            }
+            Wire::Countersign(o) => ("countersign", Some(o)),
+            Wire::End(o) => ("end", Some(o)),
+            Wire::Ack => ("ack", None),
+            Wire::Error(e) => {
+                m.insert("error".into(), e.as_str().into());
+                ("error", None)
+            }
+        };
+        m.insert("kind".into(), kind.into());
+        if let Some(o) = message {
+            m.insert("message".into(), o.to_value());
+        }
+        jcs::to_vec(&Value::Object(m))
+    }
+
+    /// Parses a line; every problem is an error naming it.
+    pub fn parse(line: &[u8]) -> Result<Wire, String> {
+        if line.len() > MAX_WIRE_BYTES {
+            return Err(format!(
+                "message of {} bytes exceeds the {MAX_WIRE_BYTES}-byte limit",
+                line.len()
+            ));
+        }
+        let Value::Object(mut m) = jcs::parse(line).map_err(|e| format!("not JSON: {e}"))? else {
+            return Err("not a JSON object".into());
+        };
+        let kind = m
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or("no \"kind\"")?
+            .to_owned();
+        let msg = |m: &mut Map<String, Value>, format: &'static str| {
+            let v = m.remove("message").ok_or("no \"message\"")?;
+            SignedObject::from_value(v, format).map_err(|e| e.to_string())
+        };
+        Ok(match kind.as_str() {
+            "proposal" => Wire::Proposal(msg(&mut m, session::PROPOSAL)?),
+            "response" => Wire::Response(msg(&mut m, session::RESPONSE)?),
+            "confirm" => Wire::Confirm(msg(&mut m, session::CONFIRM)?),
+            "interaction" => {
+                let request = msg(&mut m, session::INTERACTION)?;
+                let Some(Value::Object(data)) = m.remove("data") else {
+                    return Err("interaction without a \"data\" object".into());
+                };
+                Wire::Interaction { request, data }
+            }
+            "countersign" => Wire::Countersign(msg(&mut m, session::COUNTERSIGN)?),
+            "end" => Wire::End(msg(&mut m, session::END)?),
+            "ack" => Wire::Ack,
+            "error" => Wire::Error(
+                m.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unspecified")
+                    .to_owned(),
+            ),
+            other => return Err(format!("unknown kind {other:?}")),
+        })
+    }
+}
+
+/// What a participant keeps about one peer in one session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PeerState {
+    public_key: String,
+    /// Last order this agent initiated towards the peer.
+    sent: u64,
+    /// Last order received from the peer.
+    received: u64,
+}
+
+/// What a participant keeps about one session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionState {
+    started_micros: i64,
+    participants: Vec<String>,
+    interactions: u64,
+    ended: bool,
+}
+
+fn session_key(sid: &Uuid) -> String {
+    format!("session/{sid}")
+}
+
+fn peer_key(sid: &Uuid, peer: &AgentId) -> String {
+    format!("session/{sid}/peer/{peer}")
+}
+
+fn seen_key(proposal_hash: &Hash32) -> String {
+    format!("session/seen/{proposal_hash}")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(b: &Option<Vec<u8>>) -> Result<Option<T>, StoreError> {
+    b.as_ref()
+        .map(|b| {
+            serde_json::from_slice(b)
+                .map_err(|e| StoreError::Corrupt(format!("session state entry: {e}")))
+        })
+        .transpose()
+}
+
+fn encode<T: Serialize>(key: String, v: &T) -> SideWrite {
+    SideWrite::Set {
+        key,
+        value: serde_json::to_vec(v).unwrap_or_default(),
+    }
+}
+
+/// The result of a co-signed interaction, seen from the initiator.
+#[derive(Debug, Clone)]
+pub struct Stamped {
+    /// The interaction hash both chains record.
+    pub interaction_hash: Hash32,
+    /// The initiator's event.
+    pub event: SignedEvent,
+    /// The responder's countersignature (names its event).
+    pub countersign: SignedObject,
+}
+
+/// One agent taking part in sessions.
+pub struct Participant {
+    agent: Agent,
+    capabilities: Vec<String>,
+    max_skew: i64,
+    /// Proposals sent, by (session, peer).
+    proposed: HashMap<(Uuid, AgentId), SignedObject>,
+    /// Responses sent and awaiting confirmation, by (session, initiator).
+    answered: HashMap<(Uuid, AgentId), (session::Proposal, SignedObject)>,
+}
+
+impl Participant {
+    /// Wraps an opened agent; `capabilities` are those it offers.
+    pub fn new(agent: Agent, capabilities: Vec<String>) -> Self {
+        Participant {
+            agent,
+            capabilities,
+            max_skew: DEFAULT_MAX_SKEW_MICROS,
+            proposed: HashMap::new(),
+            answered: HashMap::new(),
+        }
+    }
+
+    /// Sets the tolerated clock difference with peers.
+    pub fn with_max_skew(mut self, micros: i64) -> Self {
+        self.max_skew = micros;
+        self
+    }
+
+    /// The agent.
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// Gives the agent back.
+    pub fn into_agent(self) -> Agent {
+        self.agent
+    }
+
+    /// The agent's id.
+    pub fn id(&self) -> &AgentId {
+        self.agent.key().agent_id()
+    }
+
+    /// Records `session.start` for `session_id` (once) with its
+    /// participants.
+    pub fn open_session(
+        &mut self,
+        session_id: Uuid,
+        participants: &[AgentId],
+    ) -> Result<(), ParticipantError> {
+        let skey = session_key(&session_id);
+        let names: Vec<String> = participants.iter().map(|a| a.to_string()).collect();
+        let mut fresh = false;
+        let result = self.agent.stamp_with_state(&[&skey], &mut |_, state| {
+            if state[0].is_some() {
+                // Already open: nothing to record. An empty batch is refused
+                // by the store, so signal it and stop.
+                return Err(StoreError::Invalid("session already open".into()));
+            }
+            fresh = true;
+            Ok((
+                vec![(
+                    SESSION_START_EVENT.to_owned(),
+                    start_payload(&session_id, &names),
+                )],
+                vec![encode(skey.clone(), &new_session(&names)?)],
+            ))
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(_) if !fresh => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Handshake step 1 towards `peer`.
+    pub fn propose(
+        &mut self,
+        session_id: Uuid,
+        peer: &AgentId,
+        participants: &[AgentId],
+    ) -> Result<Wire, ParticipantError> {
+        let p = session::propose(
+            self.agent.key(),
+            &ProposalParams {
+                session_id,
+                to: peer,
+                participants,
+                capabilities: &self.capabilities,
+                nonce: nonce()?,
+                timestamp: now()?,
+            },
+        );
+        self.proposed.insert((session_id, peer.clone()), p.clone());
+        Ok(Wire::Proposal(p))
+    }
+
+    /// Handshake step 3: checks the peer's response to a proposal this
+    /// participant sent, records the handshake, and returns the
+    /// confirmation to send.
+    pub fn on_response(&mut self, response: &SignedObject) -> Result<Wire, ParticipantError> {
+        let sid = response.uuid("session_id").map_err(SessionError::from)?;
+        let from = response.agent_id("from").map_err(SessionError::from)?;
+        let proposal = self
+            .proposed
+            .get(&(sid, from.clone()))
+            .ok_or_else(|| {
+                ParticipantError::Unexpected(format!(
+                    "a handshake response from {from} in session {sid}, but no proposal was sent to it"
+                ))
+            })?
+            .clone();
+        let resp =
+            session::check_response(response.canonical(), &proposal, &now()?, self.max_skew)?;
+        let confirm = session::confirm(self.agent.key(), &resp, &now()?);
+        let payload = session::handshake_payload(
+            Role::Initiator,
+            &resp.key,
+            &proposal,
+            &resp.message,
+            None,
+            &resp.capabilities,
+        );
+        let participants = proposal.strings("participants").unwrap_or_default();
+        self.record_handshake(sid, &resp.key, payload, &participants, None)?;
+        self.proposed.remove(&(sid, from));
+        Ok(Wire::Confirm(confirm))
+    }
+
+    fn record_handshake(
+        &mut self,
+        sid: Uuid,
+        peer: &PublicKey,
+        payload: Map<String, Value>,
+        participants: &[String],
+        seen: Option<Hash32>,
+    ) -> Result<(), ParticipantError> {
+        let skey = session_key(&sid);
+        let pkey = peer_key(&sid, &peer.agent_id());
+        let seen_k = seen.map(|h| seen_key(&h));
+        let mut keys = vec![skey.as_str(), pkey.as_str()];
+        if let Some(k) = &seen_k {
+            keys.push(k);
+        }
+        self.agent.stamp_with_state(&keys, &mut |_, state| {
+            if state.get(2).is_some_and(Option::is_some) {
+                return Err(StoreError::Invalid(
+                    "handshake proposal replayed: this agent has already completed it".into(),
+                ));
+            }
+            let mut items = Vec::new();
+            let mut writes = Vec::new();
+            if state[0].is_none() {
+                items.push((
+                    SESSION_START_EVENT.to_owned(),
+                    start_payload(&sid, participants),
+                ));
+                writes.push(encode(skey.clone(), &new_session(participants)?));
+            }
+            items.push((HANDSHAKE_EVENT.to_owned(), payload.clone()));
+            writes.push(encode(
+                pkey.clone(),
+                &PeerState {
+                    public_key: peer.to_b64(),
+                    sent: 0,
+                    received: 0,
+                },
+            ));
+            if let Some(k) = &seen_k {
+                writes.push(SideWrite::Set {
+                    key: k.clone(),
+                    value: b"1".to_vec(),
+                });
+            }
+            Ok((items, writes))
+        })?;
+        Ok(())
+    }
+
+    /// Answers a message from a peer. Refusals come back as
+    /// [`Wire::Error`] (to send to the peer) and as the error.
+    pub fn handle(&mut self, msg: Wire) -> Result<Wire, ParticipantError> {
+        match msg {
+            Wire::Proposal(p) => self.on_proposal(&p),
+            Wire::Confirm(c) => self.on_confirm(&c),
+            Wire::Interaction { request, data } => self.on_interaction(&request, data),
+            Wire::End(e) => self.on_end(&e),
+            other => Err(ParticipantError::Unexpected(format!(
+                "{} is not a request a participant answers",
+                String::from_utf8_lossy(&other.to_line())
+                    .chars()
+                    .take(80)
+                    .collect::<String>()
+            ))),
+        }
+    }
+
+    fn on_proposal(&mut self, p: &SignedObject) -> Result<Wire, ParticipantError> {
+        let me = self.id().clone();
+        let proposal = session::check_proposal(p.canonical(), &me, &now()?, self.max_skew)?;
+        let pending = (proposal.session_id, proposal.from.clone());
+        let replay = self
+            .answered
+            .get(&pending)
+            .is_some_and(|(old, _)| old.nonce == proposal.nonce)
+            || self
+                .agent
+                .store()
+                .state(&me, &seen_key(&proposal.message.hash()))?
+                .is_some();
+        if replay {
+            return Err(SessionError::Replay(session::PROPOSAL).into());
+        }
+        if self
+            .agent
+            .store()
+            .state(&me, &peer_key(&proposal.session_id, &proposal.from))?
+            .is_some()
+        {
+            return Err(SessionError::Replay(session::PROPOSAL).into());
+        }
+        let response = session::respond(self.agent.key(), &proposal, &self.capabilities, &now()?);
+        self.answered.insert(pending, (proposal, response.clone()));
+        Ok(Wire::Response(response))
+    }
+
+    fn on_confirm(&mut self, c: &SignedObject) -> Result<Wire, ParticipantError> {
+        let sid = c.uuid("session_id").map_err(SessionError::from)?;
+        let from = c.agent_id("from").map_err(SessionError::from)?;
+        let (proposal, response) = self.answered.get(&(sid, from.clone())).cloned().ok_or_else(
+            || {
+                ParticipantError::Unexpected(format!(
+                    "a confirmation from {from} for session {sid}, but no handshake with it is pending"
+                ))
+            },
+        )?;
+        let confirm =
+            session::check_confirm(c.canonical(), &proposal, &response, &now()?, self.max_skew)?;
+        let capabilities = response.strings("capabilities").unwrap_or_default();
+        let payload = session::handshake_payload(
+            Role::Responder,
+            &proposal.key,
+            &proposal.message,
+            &response,
+            Some(&confirm),
+            &capabilities,
+        );
+        let participants: Vec<String> = proposal
+            .participants
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        self.record_handshake(
+            sid,
+            &proposal.key,
+            payload,
+            &participants,
+            Some(proposal.message.hash()),
+        )?;
+        self.answered.remove(&(sid, from));
+        Ok(Wire::Ack)
+    }
+
+    fn peer(&self, sid: &Uuid, peer: &AgentId) -> Result<(PeerState, PublicKey), ParticipantError> {
+        let state: Option<PeerState> =
+            decode(&self.agent.store().state(self.id(), &peer_key(sid, peer))?)?;
+        let state = state.ok_or_else(|| SessionError::NoHandshake {
+            session: sid.to_string(),
+            peer: peer.to_string(),
+        })?;
+        let key = PublicKey::from_b64(&state.public_key)
+            .map_err(|e| StoreError::Corrupt(format!("session state: {e}")))?;
+        Ok((state, key))
+    }
+
+    /// Starts a co-signed interaction with `peer`: returns the request to
+    /// send. `data` is hashed per [`session::auto_hash`] unless `raw`.
+    pub fn request(
+        &mut self,
+        session_id: Uuid,
+        peer: &AgentId,
+        event_type: &str,
+        data: Map<String, Value>,
+        raw: bool,
+    ) -> Result<Wire, ParticipantError> {
+        accord_core::event::check_type(event_type, 1)
+            .map_err(|e| ParticipantError::Unexpected(format!("event type {event_type:?}: {e}")))?;
+        let (state, _) = self.peer(&session_id, peer)?;
+        let data = if raw { data } else { session::auto_hash(data) };
+        let d = Descriptor {
+            session_id,
+            initiator: self.id().clone(),
+            responder: peer.clone(),
+            event_type: event_type.to_owned(),
+            payload_hash: session::payload_hash(&data),
+            order: state.sent + 1,
+        };
+        let request = d.request(self.agent.key(), &now()?);
+        Ok(Wire::Interaction { request, data })
+    }
+
+    fn on_interaction(
+        &mut self,
+        request: &SignedObject,
+        data: Map<String, Value>,
+    ) -> Result<Wire, ParticipantError> {
+        let d = Descriptor::of_request(request)?;
+        let (_, key) = self.peer(&d.session_id, &d.initiator)?;
+        let me = self.id().clone();
+        let max_skew = self.max_skew;
+        let pkey = peer_key(&d.session_id, &d.initiator);
+        let skey = session_key(&d.session_id);
+        let mut checked = None;
+        let events = self
+            .agent
+            .stamp_with_state(&[&pkey, &skey], &mut |_, state| {
+                let mut peer: PeerState = decode(&state[0])?
+                    .ok_or_else(|| StoreError::Invalid("no handshake with this peer".into()))?;
+                let mut sess: SessionState = decode(&state[1])?
+                    .ok_or_else(|| StoreError::Invalid("no such session".into()))?;
+                let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
+                let req = match session::check_request(
+                    request.canonical(),
+                    &data,
+                    &me,
+                    &key,
+                    peer.received + 1,
+                    &now,
+                    max_skew,
+                ) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        checked = Some(Err(e));
+                        return Err(StoreError::Invalid("refused".into()));
+                    }
+                };
+                peer.received = req.descriptor.order;
+                sess.interactions += 1;
+                let payload = session::interaction_payload(
+                    Role::Responder,
+                    &req.descriptor,
+                    &req.message,
+                    None,
+                    data.clone(),
+                );
+                let ty = req.descriptor.event_type.clone();
+                checked = Some(Ok(req));
+                Ok((
+                    vec![(ty, payload)],
+                    vec![encode(pkey.clone(), &peer), encode(skey.clone(), &sess)],
+                ))
+            });
+        let req = match (checked, events) {
+            (Some(Ok(req)), Ok(events)) => {
+                let ev = events
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| HomeError::Io("nothing recorded".into()))?;
+                (req, ev)
+            }
+            (Some(Err(e)), _) => return Err(e.into()),
+            (_, Err(e)) => return Err(e.into()),
+            (None, Ok(_)) => return Err(HomeError::Io("the request was not checked".into()).into()),
+        };
+        let (req, ev) = req;
+        let cs = session::countersign(self.agent.key(), &req, ev.seq(), &ev.hash(), &now()?);
+        Ok(Wire::Countersign(cs))
+    }
+
+    /// Completes an interaction this participant requested: checks the
+    /// countersignature and records the initiator's event.
+    pub fn on_countersign(
+        &mut self,
+        request: &Wire,
+        countersign: &SignedObject,
+    ) -> Result<Stamped, ParticipantError> {
+        let Wire::Interaction { request, data } = request else {
+            return Err(ParticipantError::Unexpected(
+                "on_countersign needs the interaction request it answers".into(),
+            ));
+        };
+        let d = Descriptor::of_request(request)?;
+        let (_, key) = self.peer(&d.session_id, &d.responder)?;
+        let cs = session::check_countersign(countersign.canonical(), request, &d, &key)?;
+        let pkey = peer_key(&d.session_id, &d.responder);
+        let skey = session_key(&d.session_id);
+        let payload =
+            session::interaction_payload(Role::Initiator, &d, request, Some(&cs), data.clone());
+        let events = self
+            .agent
+            .stamp_with_state(&[&pkey, &skey], &mut |_, state| {
+                let mut peer: PeerState = decode(&state[0])?
+                    .ok_or_else(|| StoreError::Invalid("no handshake with this peer".into()))?;
+                let mut sess: SessionState = decode(&state[1])?
+                    .ok_or_else(|| StoreError::Invalid("no such session".into()))?;
+                if d.order != peer.sent + 1 {
+                    return Err(StoreError::Invalid(format!(
+                        "interaction order {} was already used with {}",
+                        d.order, d.responder
+                    )));
+                }
+                peer.sent = d.order;
+                sess.interactions += 1;
+                Ok((
+                    vec![(d.event_type.clone(), payload.clone())],
+                    vec![encode(pkey.clone(), &peer), encode(skey.clone(), &sess)],
+                ))
+            })?;
+        let event = events
+            .into_iter()
+            .next()
+            .ok_or_else(|| HomeError::Io("nothing recorded".into()))?;
+        Ok(Stamped {
+            interaction_hash: d.hash(),
+            event,
+            countersign: cs,
+        })
+    }
+
+    /// Records `session.end` in this agent's chain and returns the notices
+    /// to send to each peer it completed a handshake with.
+    pub fn end(
+        &mut self,
+        session_id: Uuid,
+        peers: &[AgentId],
+    ) -> Result<Vec<(AgentId, Wire)>, ParticipantError> {
+        self.record_end(session_id)?;
+        let now = now()?;
+        Ok(peers
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    Wire::End(session::end_notice(self.agent.key(), session_id, p, &now)),
+                )
+            })
+            .collect())
+    }
+
+    fn on_end(&mut self, notice: &SignedObject) -> Result<Wire, ParticipantError> {
+        let sid = notice.uuid("session_id").map_err(SessionError::from)?;
+        let from = notice.agent_id("from").map_err(SessionError::from)?;
+        let (_, key) = self.peer(&sid, &from)?;
+        let me = self.id().clone();
+        session::check_end(notice.canonical(), &me, &key, &now()?, self.max_skew)?;
+        self.record_end(sid)?;
+        Ok(Wire::Ack)
+    }
+
+    fn record_end(&mut self, sid: Uuid) -> Result<(), ParticipantError> {
+        let skey = session_key(&sid);
+        let now_ts = now()?;
+        let mut already = false;
+        let result = self.agent.stamp_with_state(&[&skey], &mut |_, state| {
+            let mut sess: SessionState = decode(&state[0])?.ok_or_else(|| {
+                StoreError::Invalid(format!("session {sid} was never started by this agent"))
+            })?;
+            if sess.ended {
+                already = true;
+                return Err(StoreError::Invalid("session already ended".into()));
+            }
+            sess.ended = true;
+            let mut p = Map::new();
+            p.insert(
+                "duration_ms".into(),
+                ((now_ts.unix_micros() - sess.started_micros).max(0) / 1000).into(),
+            );
+            p.insert("interactions".into(), sess.interactions.into());
+            p.insert(
+                "participants".into(),
+                Value::Array(
+                    sess.participants
+                        .iter()
+                        .map(|s| s.as_str().into())
+                        .collect(),
+                ),
+            );
+            p.insert("session_id".into(), sid.to_string().into());
+            Ok((
+                vec![(SESSION_END_EVENT.to_owned(), p)],
+                vec![encode(skey.clone(), &sess)],
+            ))
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(_) if already => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records an interaction with a peer that runs no Accord: marked
+    /// external and unilateral, data hashed.
+    pub fn record_external(
+        &mut self,
+        peer_identifier: &str,
+        data: Map<String, Value>,
+    ) -> Result<SignedEvent, ParticipantError> {
+        Ok(self.agent.stamp(
+            session::EXTERNAL_EVENT,
+            session::external_payload(peer_identifier, data),
+        )?)
+    }
+}
+
+fn start_payload(sid: &Uuid, participants: &[String]) -> Map<String, Value> {
+    let mut p = Map::new();
+    p.insert(
+        "participants".into(),
+        Value::Array(participants.iter().map(|s| s.as_str().into()).collect()),
+    );
+    p.insert("session_id".into(), sid.to_string().into());
+    p
+}
+
+fn new_session(participants: &[String]) -> Result<SessionState, StoreError> {
+    Ok(SessionState {
+        started_micros: now()
+            .map_err(|e| StoreError::Io(e.to_string()))?
+            .unix_micros(),
+        participants: participants.to_vec(),
+        interactions: 0,
+        ended: false,
+    })
+}
+
+/// N participants in one process, talking through direct calls (the
+/// in-process transport). Every message still goes through [`Wire`]
+/// encoding, so this runs exactly what a network transport runs.
+pub struct Session {
+    id: Uuid,
+    members: Vec<Participant>,
+}
+
+fn relay(to: &mut Participant, msg: &Wire) -> Result<Wire, ParticipantError> {
+    let line = msg.to_line();
+    let parsed = Wire::parse(&line).map_err(ParticipantError::Unexpected)?;
+    let reply = to.handle(parsed)?;
+    Wire::parse(&reply.to_line()).map_err(ParticipantError::Unexpected)
+}
+
+impl Session {
+    /// Starts a session: records `session.start` in every chain, then runs
+    /// the N(N−1)/2 pairwise handshakes (lower index initiates).
+    pub fn start(mut members: Vec<Participant>) -> Result<Session, ParticipantError> {
+        let id = nonce()?;
+        let ids: Vec<AgentId> = members.iter().map(|m| m.id().clone()).collect();
+        for m in members.iter_mut() {
+            m.open_session(id, &ids)?;
+        }
+        for i in 0..members.len() {
+            for j in i + 1..members.len() {
+                let (a, b) = members.split_at_mut(j);
+                let (init, resp) = (&mut a[i], &mut b[0]);
+                let proposal = init.propose(id, resp.id(), &ids)?;
+                let Wire::Response(r) = relay(resp, &proposal)? else {
+                    return Err(ParticipantError::Unexpected("expected a response".into()));
+                };
+                let confirm = init.on_response(&r)?;
+                relay(resp, &confirm)?;
+            }
+        }
+        Ok(Session { id, members })
+    }
+
+    /// The session id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The participants.
+    pub fn members(&self) -> &[Participant] {
+        &self.members
+    }
+
+    fn index(&self, who: &AgentId) -> Result<usize, ParticipantError> {
+        self.members
+            .iter()
+            .position(|m| m.id() == who)
+            .ok_or_else(|| ParticipantError::Unexpected(format!("{who} is not in this session")))
+    }
+
+    /// A co-signed interaction from `from` to `to`, recorded in both chains.
+    pub fn stamp(
+        &mut self,
+        from: &AgentId,
+        to: &AgentId,
+        event_type: &str,
+        data: Map<String, Value>,
+    ) -> Result<Stamped, ParticipantError> {
+        let (i, j) = (self.index(from)?, self.index(to)?);
+        if i == j {
+            return Err(ParticipantError::Unexpected(
+                "an interaction needs two different agents".into(),
+            ));
+        }
+        let request = self.members[i].request(self.id, to, event_type, data, false)?;
+        let reply = relay(&mut self.members[j], &request)?;
+        let Wire::Countersign(cs) = reply else {
+            return Err(ParticipantError::Unexpected(
+                "expected a countersignature".into(),
+            ));
+        };
+        self.members[i].on_countersign(&request, &cs)
+    }
+
+    /// Records `session.end` in every chain and returns the participants.
+    pub fn end(mut self) -> Result<Vec<Participant>, ParticipantError> {
+        for m in self.members.iter_mut() {
+            m.record_end(self.id)?;
+        }
+        Ok(self.members)
+    }
+}

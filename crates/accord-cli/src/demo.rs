@@ -1,15 +1,18 @@
-//! `accord demo`: the whole foundation in one run, on scratch files.
+//! `accord demo`: three agents, a co-signed session, a handoff, an audit,
+//! tampering caught, a proof and a certified archive, in one run.
 
 use std::fs;
 use std::io::BufWriter;
+use std::path::{Path, PathBuf};
 
 use accord_core::archive::ArchiveVerifier;
-use accord_core::export::ExportVerifier;
+use accord_core::audit::Severity;
+use accord_core::handoff;
 use accord_core::keyfile::KdfParams;
-use accord_core::{Map, SignatureMode, Value};
+use accord_core::{AgentId, Map, SignatureMode, Value};
 use accord_core::{SignedEvent, proof};
-use accord_store::home::verify_store;
-use accord_store::{EventStore, Home};
+use accord_store::participant::{Participant, Session};
+use accord_store::{Agent, EventStore, Home};
 use serde_json::json;
 
 use crate::exit::{CliError, Code};
@@ -21,120 +24,202 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
-/// Runs the demo; fails (exit 1) if any tampering goes unnoticed.
-pub fn run() -> Result<(), CliError> {
-    let scratch = tempfile::tempdir()
-        .map_err(|e| CliError::io(format!("cannot create a scratch directory: {e}")))?;
-    let home = Home::new(scratch.path().join("agent"));
+fn data(v: Value) -> Map<String, Value> {
+    obj(v)
+}
 
-    println!("1. Create an agent (throwaway key, unencrypted; real agents use `accord init`)");
-    // KdfParams only matter for encrypted keys; this one is not encrypted.
-    let mut agent = home.init(Some("demo-planner"), None, KdfParams::DEFAULT)?;
-    let id = agent.key().agent_id().clone();
-    println!("   agent_id     {id}");
-    println!("   fingerprint  {}", agent.key().public().fingerprint());
+fn fail(what: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::new(Code::VerifyFailed, format!("demo: {what}: {e}"))
+}
 
-    println!("\n2. Stamp what the agent does: each event signed and linked to the previous one");
+/// Runs the demo; fails (exit 1) if anything does not verify or any
+/// tampering goes unnoticed.
+pub fn run(out: Option<&Path>) -> Result<(), CliError> {
+    let base = match out {
+        Some(dir) => {
+            fs::create_dir_all(dir)
+                .map_err(|e| CliError::io(format!("cannot create {}: {e}", dir.display())))?;
+            if fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false)
+            {
+                return Err(CliError::input(format!(
+                    "{} is not empty; give --out a new or empty directory",
+                    dir.display()
+                )));
+            }
+            dir.to_path_buf()
+        }
+        None => tempfile::Builder::new()
+            .prefix("accord-demo-")
+            .tempdir()
+            .map_err(|e| CliError::io(format!("cannot create a directory for the demo: {e}")))?
+            .keep(),
+    };
+    let chains_dir = base.join("chains");
+    fs::create_dir_all(&chains_dir).map_err(|e| CliError::io(e.to_string()))?;
+    println!(
+        "Accord demo — everything is written under {}\n",
+        base.display()
+    );
+
+    println!(
+        "1. Three agents, each with its own Ed25519 key and chain (throwaway keys, unencrypted)"
+    );
+    let names = ["planner", "executor", "reviewer"];
+    let mut members = Vec::new();
+    for n in names {
+        let home = Home::new(base.join("agents").join(n));
+        // KdfParams only matter for encrypted keys; these are not encrypted.
+        let agent = home.init(Some(n), None, KdfParams::DEFAULT)?;
+        println!(
+            "   {n:<9} {}  fingerprint {}",
+            agent.key().agent_id(),
+            agent.key().public().fingerprint()
+        );
+        members.push(Participant::new(
+            agent,
+            vec!["delegate".into(), "execute".into(), "review".into()],
+        ));
+    }
+    let ids: Vec<AgentId> = members.iter().map(|m| m.id().clone()).collect();
+
+    println!("\n2. A co-signed session: 3 pairwise handshakes, each recorded in both chains");
+    let mut session = Session::start(members).map_err(|e| fail("session start", e))?;
+    println!("   session {}", session.id());
     let steps = [
         (
-            "task_received",
-            json!({"task_id": "T-1042", "from": "user", "summary": "quarterly risk report"}),
+            0,
+            1,
+            "task.delegation",
+            json!({"task_id": "T-1042", "task": "quarterly risk report", "deadline": "friday"}),
         ),
         (
-            "tool_call",
-            json!({"task_id": "T-1042", "tool": "sql", "query_hash": "9f2c41e0"}),
+            1,
+            2,
+            "task.completed",
+            json!({"task_id": "T-1042", "result": "12 pages, 3 risks flagged"}),
         ),
         (
-            "tool_result",
-            json!({"task_id": "T-1042", "rows": 1204, "amount_cents": 1250000}),
-        ),
-        (
-            "handoff_prepared",
-            json!({"task_id": "T-1042", "to": "executor", "pages": 12}),
-        ),
-        (
-            "task_completed",
-            json!({"task_id": "T-1042", "status": "done"}),
+            2,
+            0,
+            "review.signed",
+            json!({"task_id": "T-1042", "verdict": "approved"}),
         ),
     ];
-    for (t, p) in steps {
-        let ev = agent.stamp(t, obj(p))?;
+    for (i, j, t, d) in steps {
+        let s = session
+            .stamp(&ids[i], &ids[j], t, data(d))
+            .map_err(|e| fail(t, e))?;
         println!(
-            "   seq {}  {:<17} {}",
-            ev.seq(),
+            "   {:<16} {} -> {}  interaction {}…  (co-signed, in both chains)",
             t,
-            &ev.hash().to_hex()[..16]
+            names[i],
+            names[j],
+            &s.interaction_hash.to_hex()[..16]
         );
     }
+    let mut agents: Vec<Agent> = session
+        .end()
+        .map_err(|e| fail("session end", e))?
+        .into_iter()
+        .map(Participant::into_agent)
+        .collect();
+    println!(
+        "   session ended: session.end recorded in every chain (task text stored only as SHA-256)"
+    );
 
-    println!("\n3. Verify the agent's own store");
-    match verify_store(agent.store(), &id, SignatureMode::Batch, &mut |_| {})? {
-        Ok(s) => println!(
-            "   chain verified — {} events, head {}",
-            s.events,
-            &s.head_hash.to_hex()[..16]
+    println!("\n3. A handoff with a receipt: the planner hands the report to the executor");
+    let doc = base.join("report.txt");
+    fs::write(
+        &doc,
+        "Q3 risk report: liquidity, FX exposure, vendor concentration.\n",
+    )
+    .map_err(|e| CliError::io(e.to_string()))?;
+    let (receipt, _) = agents[0].send_handoff(
+        &ids[1],
+        &mut fs::File::open(&doc).map_err(|e| CliError::io(e.to_string()))?,
+        Some("T-1042"),
+    )?;
+    println!(
+        "   receipt seq {} for {} bytes, sha256 {}…, signed by the planner",
+        receipt.u64("seq").unwrap_or(0),
+        receipt.u64("payload_size").unwrap_or(0),
+        &receipt.str("payload_sha256").unwrap_or("")[..16]
+    );
+    let tampered = b"Q3 risk report: liquidity, FX exposure.\n".to_vec();
+    match agents[1].accept_handoff(
+        receipt.canonical(),
+        &mut tampered.as_slice(),
+        Some(&ids[0]),
+        handoff::DEFAULT_WINDOW_MICROS,
+    )? {
+        Err(r) => println!(
+            "   an altered copy is refused before anyone acts on it: {}\n     -> quarantined as #{}",
+            r.reason, r.quarantine_id
         ),
-        Err(f) => {
-            return Err(CliError::new(
-                Code::VerifyFailed,
-                format!("demo chain failed to verify: {f}"),
-            ));
-        }
+        Ok(_) => return Err(fail("handoff", "an altered payload was accepted")),
+    }
+    match agents[1].accept_handoff(
+        receipt.canonical(),
+        &mut fs::File::open(&doc).map_err(|e| CliError::io(e.to_string()))?,
+        Some(&ids[0]),
+        handoff::DEFAULT_WINDOW_MICROS,
+    )? {
+        Ok((_, ev)) => println!(
+            "   the genuine report is verified and accepted (executor chain seq {})",
+            ev.seq()
+        ),
+        Err(r) => return Err(fail("handoff", r.reason)),
     }
 
-    println!("\n4. Export it (JSON lines + signed seal) and verify the file offline");
-    let export_path = scratch.path().join("chain.jsonl");
-    {
-        let file = fs::File::create(&export_path).map_err(|e| CliError::io(e.to_string()))?;
+    println!("\n4. Export the three chains (JSON lines + signed seal)");
+    let mut paths = Vec::new();
+    for (agent, n) in agents.iter().zip(names) {
+        let path = chains_dir.join(format!("{n}.jsonl"));
+        let file = fs::File::create(&path).map_err(|e| CliError::io(e.to_string()))?;
         let mut w = BufWriter::new(file);
-        agent.export(&mut w, &mut |_| {})?;
-    }
-    let original = crate::read_file(&export_path)?;
-    let check = |bytes: &[u8]| -> Result<String, String> {
-        let mut v = ExportVerifier::new(SignatureMode::Batch, true);
-        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            v.push_line(line).map_err(|e| e.to_string())?;
-        }
-        v.finish()
-            .map(|r| format!("{} events, seal valid", r.summary.events))
-            .map_err(|e| e.to_string())
-    };
-    match check(&original) {
-        Ok(s) => println!("   {} — {s}", export_path.display()),
-        Err(e) => {
-            return Err(CliError::new(
-                Code::VerifyFailed,
-                format!("demo export failed to verify: {e}"),
-            ));
-        }
+        let count = agent.export(&mut w, &mut |_| {})?;
+        println!("   {}  ({count} events)", path.display());
+        paths.push(path);
     }
 
-    println!("\n5. Tamper with a copy: change one number in event seq 3 (rows 1204 -> 1205)");
-    let text = String::from_utf8_lossy(&original).into_owned();
-    let edited = text.replacen("\"rows\":1204", "\"rows\":1205", 1);
+    println!("\n5. Audit: verify each chain, match every co-signed record across chains");
+    let report = crate::audit_cmd::audit_files(&paths)?;
+    if !report.clean() {
+        crate::audit_cmd::print_report(&report);
+        return Err(fail("audit", "the demo's own chains did not audit clean"));
+    }
+    println!(
+        "   {} chains verified, {} co-signed records matched, {} findings",
+        report.chains.len(),
+        report.matched,
+        report.findings.len()
+    );
+    for (t, n) in report.trust.iter().filter_map(|t| {
+        ids.iter()
+            .position(|i| i.as_str() == t.agent_id)
+            .map(|k| (t, names[k]))
+    }) {
+        println!("   trust {n:<9} {:.3}", t.score);
+    }
+
     let mut all_caught = true;
-    match check(edited.as_bytes()) {
-        Err(e) => println!("   caught: {e}"),
-        Ok(_) => {
-            all_caught = false;
-            println!("   NOT caught");
-        }
-    }
-
-    println!("\n6. Tamper again: drop the last event (a truncated history)");
+    println!("\n6. Tamper with a copy of the executor's chain: edit one co-signed event");
+    let original = crate::read_file(&paths[1])?;
+    let text = String::from_utf8_lossy(&original).into_owned();
+    let edited = text.replacen("task.completed", "task.cancelled", 1);
+    all_caught &= audit_caught(&base, &paths, 1, edited.as_bytes(), "edited")?;
+    println!("\n7. Tamper again: remove an event from the middle of the reviewer's chain");
+    let original = crate::read_file(&paths[2])?;
+    let text = String::from_utf8_lossy(&original).into_owned();
     let mut lines: Vec<&str> = text.lines().collect();
-    let seal = lines.pop().unwrap_or_default();
-    lines.pop();
-    lines.push(seal);
-    match check(lines.join("\n").as_bytes()) {
-        Err(e) => println!("   caught: {e}"),
-        Ok(_) => {
-            all_caught = false;
-            println!("   NOT caught");
-        }
-    }
+    lines.remove(lines.len() / 2);
+    all_caught &= audit_caught(&base, &paths, 2, lines.join("\n").as_bytes(), "cut")?;
 
-    println!("\n7. Prove one event to a third party without the rest of the log");
+    let agent = &mut agents[0];
+    let id = agent.key().agent_id().clone();
+    println!("\n8. Prove one planner event to a third party without the rest of the log");
     let tree = agent.tree()?;
     let (cp, note) = agent.sign_checkpoint(&tree, tree.size())?;
     let proof = tree
@@ -164,7 +249,7 @@ pub fn run() -> Result<(), CliError> {
         }
     }
 
-    println!("\n8. Certify the log into one archive and verify it offline");
+    println!("\n9. Certify the planner's log into one archive and verify it offline");
     let mut archive = Vec::new();
     agent.certify(&mut archive, &mut |_| {})?;
     let mut v = ArchiveVerifier::new(SignatureMode::Batch);
@@ -194,8 +279,62 @@ pub fn run() -> Result<(), CliError> {
             "demo: tampering went unnoticed",
         ));
     }
+    println!("\nWhat was proved:");
     println!(
-        "\nDone. Try it on your own agent: accord init, stamp, export, verify, checkpoint, prove, certify."
+        "   - each agent's chain is signed and hash-linked; any edit or cut is caught and named"
+    );
+    println!(
+        "   - every handshake and interaction sits, co-signed, in both agents' chains: neither can deny it"
+    );
+    println!(
+        "   - the handoff was verified before the executor acted; the altered copy went to quarantine"
+    );
+    println!("   - one event can be proved alone; the archive verifies offline with nothing else");
+    println!(
+        "\nRe-run the audit yourself: accord audit {}/*.jsonl",
+        chains_dir.display()
     );
     Ok(())
+}
+
+/// Audits the chains with `replace`'s file swapped for `bytes`; true when
+/// the audit fails, naming the event.
+fn audit_caught(
+    base: &Path,
+    paths: &[PathBuf],
+    replace: usize,
+    bytes: &[u8],
+    tag: &str,
+) -> Result<bool, CliError> {
+    let dir = base.join("tampered");
+    fs::create_dir_all(&dir).map_err(|e| CliError::io(e.to_string()))?;
+    let mut files = paths.to_vec();
+    let name = paths[replace]
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let copy = dir.join(format!("{tag}-{name}"));
+    fs::write(&copy, bytes).map_err(|e| CliError::io(e.to_string()))?;
+    files[replace] = copy;
+    let report = crate::audit_cmd::audit_files(&files)?;
+    let errors: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    match errors.first() {
+        Some(f) => {
+            println!(
+                "   caught: {}{}: {}",
+                f.chain,
+                f.seq.map(|s| format!(" seq {s}")).unwrap_or_default(),
+                f.message
+            );
+            Ok(true)
+        }
+        None => {
+            println!("   NOT caught");
+            Ok(false)
+        }
+    }
 }

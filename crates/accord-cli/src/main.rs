@@ -1,10 +1,13 @@
 //! `accord`: agent identity, signed hash-chained event logs and their
 //! verification, from a terminal. Exit codes are listed in [`exit`].
 
+mod audit_cmd;
 mod bench;
 mod demo;
 mod exit;
+mod handoff_cmd;
 mod input;
+mod session_cmd;
 mod witness;
 
 use std::fs::{File, OpenOptions};
@@ -142,10 +145,161 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Run the tour: an agent stamps, verifies, catches tampering, proves an event, certifies
-    Demo,
+    /// Hand a payload to another agent with a signed receipt, or verify and accept one
+    #[command(subcommand)]
+    Handoff(HandoffCmd),
+    /// Receipts refused by `handoff accept`, with the reasons
+    #[command(subcommand)]
+    Quarantine(QuarantineCmd),
+    /// Co-signed sessions with agents in other processes (over TCP)
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Record an interaction with a peer that runs no Accord (unilateral, data hashed)
+    External {
+        /// How the peer is known (e.g. "gpt-4o via API")
+        peer: String,
+        /// Interaction data: a JSON object; values are replaced by their SHA-256
+        /// unless the key ends in _hash or _id
+        #[arg(long)]
+        payload: Option<String>,
+    },
+    /// Verify exported chains, then match every co-signed record with its counterpart
+    Audit {
+        /// Exported chains (`accord export`)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The whole report as JSON
+        #[arg(long, conflicts_with = "jsonl")]
+        json: bool,
+        /// Findings only, one JSON object per line (for a SIEM)
+        #[arg(long)]
+        jsonl: bool,
+    },
+    /// Trust score of each agent, computed from exported chains only
+    Trust {
+        /// Exported chains (`accord export`)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Run the tour: three agents, a co-signed session, a handoff, an audit, proofs, an archive
+    Demo {
+        /// Directory for the agents and exported chains [default: a new directory in the temp dir]
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Measure append and verify throughput on this machine
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum HandoffCmd {
+    /// Hash a payload (streamed), sign a receipt for the receiver, record it
+    Send {
+        /// The receiver's agent id
+        #[arg(long, value_name = "AGENT_ID")]
+        to: String,
+        /// The payload file (any size; read once, in chunks)
+        #[arg(long, value_name = "FILE")]
+        payload: PathBuf,
+        /// The task this handoff belongs to
+        #[arg(long, value_name = "ID")]
+        parent_task: Option<String>,
+        /// Receipt file [default: stdout]
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Replace an existing receipt file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Verify a receipt and its payload before acting; refusals are quarantined
+    Accept {
+        /// The receipt from `handoff send`
+        receipt: PathBuf,
+        /// The payload received
+        #[arg(long, value_name = "FILE")]
+        payload: PathBuf,
+        /// Require the receipt to come from this agent
+        #[arg(long, value_name = "AGENT_ID")]
+        from: Option<String>,
+        /// Refuse receipts older than this many seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = handoff_cmd::DEFAULT_WINDOW_S)]
+        window: u64,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCmd {
+    /// List refused receipts
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Show one refused receipt and why it was refused
+    Show {
+        /// Its number, as `list` prints it
+        id: u64,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// Answer handshakes and co-signed interactions from peers
+    Serve {
+        /// Address to listen on (port 0 picks a free port)
+        #[arg(long, default_value = "127.0.0.1:7800")]
+        listen: String,
+        /// Capabilities this agent offers (repeatable)
+        #[arg(long = "capability", value_name = "NAME")]
+        capabilities: Vec<String>,
+        /// Stop after this many connections
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Start a session: handshake with each peer, print the session id
+    Open {
+        /// A peer, as AGENT_ID@HOST:PORT (repeatable)
+        #[arg(long = "peer", required = true)]
+        peers: Vec<String>,
+        /// Capabilities this agent offers (repeatable)
+        #[arg(long = "capability", value_name = "NAME")]
+        capabilities: Vec<String>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// A co-signed interaction with a peer: recorded in both chains
+    Stamp {
+        /// The session id from `session open`
+        session: String,
+        /// The peer, as AGENT_ID@HOST:PORT
+        #[arg(long)]
+        peer: String,
+        /// Event type both chains record
+        #[arg(long = "type", value_name = "TYPE")]
+        event_type: String,
+        /// Data: a JSON object; values are replaced by their SHA-256 unless
+        /// the key ends in _hash or _id (see --raw)
+        #[arg(long)]
+        payload: Option<String>,
+        /// Record the data as given instead of hashed
+        #[arg(long)]
+        raw: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// End a session: record it here and notify each peer
+    End {
+        /// The session id
+        session: String,
+        /// Peers to notify, as AGENT_ID@HOST:PORT (repeatable)
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -256,7 +410,66 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
             out,
             force,
         } => witness::cosign(home, &file, &log_key, out.as_deref(), force),
-        Command::Demo => demo::run(),
+        Command::Handoff(HandoffCmd::Send {
+            to,
+            payload,
+            parent_task,
+            out,
+            force,
+        }) => handoff_cmd::send(
+            home,
+            &to,
+            &payload,
+            parent_task.as_deref(),
+            out.as_deref(),
+            force,
+        ),
+        Command::Handoff(HandoffCmd::Accept {
+            receipt,
+            payload,
+            from,
+            window,
+            out,
+        }) => handoff_cmd::accept(home, &receipt, &payload, from.as_deref(), window, out.json),
+        Command::Quarantine(QuarantineCmd::List { out }) => handoff_cmd::list(home, out.json),
+        Command::Quarantine(QuarantineCmd::Show { id, out }) => {
+            handoff_cmd::show(home, id, out.json)
+        }
+        Command::Session(SessionCmd::Serve {
+            listen,
+            capabilities,
+            count,
+        }) => session_cmd::serve(home, &listen, &capabilities, count),
+        Command::Session(SessionCmd::Open {
+            peers,
+            capabilities,
+            out,
+        }) => session_cmd::open(home, &peers, &capabilities, out.json),
+        Command::Session(SessionCmd::Stamp {
+            session,
+            peer,
+            event_type,
+            payload,
+            raw,
+            out,
+        }) => session_cmd::stamp(
+            home,
+            &session,
+            &peer,
+            &event_type,
+            payload.as_deref(),
+            raw,
+            out.json,
+        ),
+        Command::Session(SessionCmd::End { session, peers }) => {
+            session_cmd::end(home, &session, &peers)
+        }
+        Command::External { peer, payload } => {
+            session_cmd::external(home, &peer, payload.as_deref())
+        }
+        Command::Audit { files, json, jsonl } => audit_cmd::cmd_audit(&files, json, jsonl),
+        Command::Trust { files, out } => audit_cmd::cmd_trust(&files, out.json),
+        Command::Demo { out } => demo::run(out.as_deref()),
         Command::Bench(args) => bench::run(args),
     }
 }

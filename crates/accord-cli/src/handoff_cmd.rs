@@ -1,0 +1,195 @@
+//! `accord handoff send|accept` and `accord quarantine list|show`.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use accord_core::AgentId;
+use accord_core::handoff::DEFAULT_WINDOW_MICROS;
+use accord_core::signed::MAX_SIGNED_BYTES;
+use accord_store::{EventStore, Home};
+use serde_json::json;
+
+use crate::exit::{CliError, Code};
+use crate::{open_agent, printable, write_output};
+
+fn open_payload(path: &Path) -> Result<BufReader<File>, CliError> {
+    File::open(path)
+        .map(BufReader::new)
+        .map_err(|e| CliError::input(format!("cannot open payload {}: {e}", path.display())))
+}
+
+fn agent_id(s: &str, what: &str) -> Result<AgentId, CliError> {
+    AgentId::parse(s).map_err(|e| CliError::input(format!("{what} {s:?}: {e}")))
+}
+
+/// `accord handoff send`.
+pub fn send(
+    home: &Home,
+    to: &str,
+    payload: &Path,
+    parent_task: Option<&str>,
+    out: Option<&Path>,
+    force: bool,
+) -> Result<(), CliError> {
+    let receiver = agent_id(to, "--to")?;
+    if let Some(p) = parent_task
+        && (p.is_empty() || p.len() > 256 || p.chars().any(char::is_control))
+    {
+        return Err(CliError::input(
+            "--parent-task must be 1-256 characters without control characters",
+        ));
+    }
+    let mut agent = open_agent(home)?;
+    if &receiver == agent.key().agent_id() {
+        return Err(CliError::input("--to names this agent itself"));
+    }
+    let mut reader = open_payload(payload)?;
+    let (receipt, event) = agent.send_handoff(&receiver, &mut reader, parent_task)?;
+    let mut bytes = receipt.canonical().to_vec();
+    bytes.push(b'\n');
+    write_output(out, force, &bytes)?;
+    if out.is_some() {
+        eprintln!(
+            "handoff {} to {receiver}: seq {}, {} bytes, sha256 {}; recorded as event seq {}",
+            receipt.str("handoff_id").unwrap_or("?"),
+            receipt.u64("seq").unwrap_or(0),
+            receipt.u64("payload_size").unwrap_or(0),
+            receipt.str("payload_sha256").unwrap_or("?"),
+            event.seq()
+        );
+    }
+    Ok(())
+}
+
+/// `accord handoff accept`.
+pub fn accept(
+    home: &Home,
+    receipt: &Path,
+    payload: &Path,
+    from: Option<&str>,
+    window_s: u64,
+    json: bool,
+) -> Result<(), CliError> {
+    let expect = from.map(|f| agent_id(f, "--from")).transpose()?;
+    let text = crate::input::read_all(Some(receipt), MAX_SIGNED_BYTES + 2)?;
+    let text = text.strip_suffix(b"\n").unwrap_or(&text);
+    let window = i64::try_from(window_s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    let mut agent = open_agent(home)?;
+    let mut reader = open_payload(payload)?;
+    match agent.accept_handoff(text, &mut reader, expect.as_ref(), window)? {
+        Ok((a, event)) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "accepted": true,
+                        "handoff_id": a.handoff_id.to_string(),
+                        "sender": a.sender.as_str(),
+                        "seq": a.seq,
+                        "receipt_hash": a.receipt.hash().to_hex(),
+                        "event_seq": event.seq(),
+                        "warning": a.warning,
+                    })
+                );
+            } else {
+                if let Some(w) = &a.warning {
+                    eprintln!("warning: {}", printable(w));
+                }
+                println!(
+                    "accepted handoff {} from {} (seq {}): payload verified; recorded as event seq {}",
+                    a.handoff_id,
+                    a.sender,
+                    a.seq,
+                    event.seq()
+                );
+            }
+            Ok(())
+        }
+        Err(refused) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "accepted": false,
+                        "reason": refused.reason.to_string(),
+                        "quarantine_id": refused.quarantine_id,
+                        "event_seq": refused.event.seq(),
+                    })
+                );
+            }
+            Err(CliError::new(
+                Code::VerifyFailed,
+                format!(
+                    "handoff refused: {}; the receipt is quarantined as #{} (accord quarantine show {}) and the refusal recorded as event seq {}. Do not act on the payload.",
+                    refused.reason,
+                    refused.quarantine_id,
+                    refused.quarantine_id,
+                    refused.event.seq()
+                ),
+            ))
+        }
+    }
+}
+
+/// `accord quarantine list`.
+pub fn list(home: &Home, json: bool) -> Result<(), CliError> {
+    let info = home.info()?;
+    let store = home.open_store()?;
+    let items = store.quarantined(&info.agent_id)?;
+    if json {
+        let v: Vec<_> = items
+            .iter()
+            .map(|q| {
+                json!({
+                    "id": q.id,
+                    "received_at": q.received_at,
+                    "reason": q.reason,
+                    "bytes": q.item.len(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    if items.is_empty() {
+        println!("quarantine is empty");
+    }
+    for q in &items {
+        println!("#{:<4} {}  {}", q.id, q.received_at, printable(&q.reason));
+    }
+    Ok(())
+}
+
+/// `accord quarantine show N`.
+pub fn show(home: &Home, id: u64, json: bool) -> Result<(), CliError> {
+    let info = home.info()?;
+    let store = home.open_store()?;
+    let items = store.quarantined(&info.agent_id)?;
+    let q = items.iter().find(|q| q.id == id).ok_or_else(|| {
+        CliError::input(format!(
+            "no quarantine entry #{id} ({} entries; see `accord quarantine list`)",
+            items.len()
+        ))
+    })?;
+    let text = String::from_utf8_lossy(&q.item);
+    if json {
+        println!(
+            "{}",
+            json!({
+                "id": q.id,
+                "received_at": q.received_at,
+                "reason": q.reason,
+                "item": text,
+            })
+        );
+    } else {
+        println!("#{}  received {}", q.id, q.received_at);
+        println!("reason: {}", printable(&q.reason));
+        println!("{}", printable(&text));
+    }
+    Ok(())
+}
+
+/// Default `--window` in seconds.
+pub const DEFAULT_WINDOW_S: u64 = (DEFAULT_WINDOW_MICROS / 1_000_000) as u64;

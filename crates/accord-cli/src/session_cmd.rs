@@ -1,0 +1,334 @@
+//! `accord session serve|open|stamp|end` and `accord external`: co-signed
+//! sessions between agents in separate processes, over TCP on loopback
+//! (or any address given). Each message is one JSON line
+//! ([`Wire`](accord_store::participant::Wire)); every request gets exactly
+//! one reply line, an error included.
+
+use std::io::{BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use accord_core::{AgentId, Map, Uuid, Value, event};
+use accord_store::Home;
+use accord_store::participant::{MAX_WIRE_BYTES, Participant, ParticipantError, Wire};
+
+use crate::exit::{CliError, Code};
+use crate::input::{LineError, Lines};
+use crate::{open_agent, printable};
+
+/// How long a peer may take to answer one message.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl From<ParticipantError> for CliError {
+    fn from(e: ParticipantError) -> Self {
+        match e {
+            ParticipantError::Home(h) => h.into(),
+            other => CliError::new(Code::VerifyFailed, other.to_string()),
+        }
+    }
+}
+
+/// `AGENT_ID@HOST:PORT`.
+#[derive(Debug, Clone)]
+pub struct PeerSpec {
+    id: AgentId,
+    addr: String,
+}
+
+/// Parses `AGENT_ID@HOST:PORT`.
+pub fn parse_peer(s: &str) -> Result<PeerSpec, String> {
+    let (id, addr) = s
+        .split_once('@')
+        .ok_or_else(|| format!("{s:?}: expected AGENT_ID@HOST:PORT"))?;
+    let id = AgentId::parse(id).map_err(|e| format!("{id:?}: {e}"))?;
+    if addr.is_empty() {
+        return Err(format!("{s:?}: missing HOST:PORT after '@'"));
+    }
+    Ok(PeerSpec {
+        id,
+        addr: addr.to_owned(),
+    })
+}
+
+struct Conn {
+    reader: Lines<BufReader<TcpStream>>,
+    writer: TcpStream,
+    addr: String,
+}
+
+impl Conn {
+    fn open(addr: &str) -> Result<Conn, CliError> {
+        let io = |e: std::io::Error| {
+            CliError::io(format!(
+                "cannot reach peer at {addr}: {e} (is `accord session serve` running there?)"
+            ))
+        };
+        let sock: SocketAddr = addr
+            .to_socket_addrs()
+            .map_err(io)?
+            .next()
+            .ok_or_else(|| CliError::input(format!("{addr}: no address")))?;
+        let stream = TcpStream::connect_timeout(&sock, IO_TIMEOUT).map_err(io)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+        stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+        let writer = stream.try_clone().map_err(io)?;
+        Ok(Conn {
+            reader: Lines::new(BufReader::new(stream), MAX_WIRE_BYTES),
+            writer,
+            addr: addr.to_owned(),
+        })
+    }
+
+    fn call(&mut self, msg: &Wire) -> Result<Wire, CliError> {
+        let mut line = msg.to_line();
+        line.push(b'\n');
+        self.writer
+            .write_all(&line)
+            .map_err(|e| CliError::io(format!("sending to {}: {e}", self.addr)))?;
+        let reply = match self.reader.next_line() {
+            Ok(Some((_, l))) => l,
+            Ok(None) => {
+                return Err(CliError::io(format!(
+                    "{} closed the connection without answering",
+                    self.addr
+                )));
+            }
+            Err(LineError::TooLong { .. }) => {
+                return Err(CliError::new(
+                    Code::VerifyFailed,
+                    format!("{} sent an oversized reply", self.addr),
+                ));
+            }
+            Err(LineError::Read(m)) => return Err(CliError::io(format!("{}: {m}", self.addr))),
+        };
+        match Wire::parse(&reply) {
+            Ok(Wire::Error(e)) => Err(CliError::new(
+                Code::VerifyFailed,
+                format!("peer at {} refused: {}", self.addr, printable(&e)),
+            )),
+            Ok(w) => Ok(w),
+            Err(e) => Err(CliError::new(
+                Code::VerifyFailed,
+                format!("peer at {} sent an invalid reply: {e}", self.addr),
+            )),
+        }
+    }
+}
+
+fn capabilities(caps: &[String]) -> Result<Vec<String>, CliError> {
+    for c in caps {
+        if c.is_empty() || c.len() > 64 || c.chars().any(char::is_control) {
+            return Err(CliError::input(
+                "--capability must be 1-64 characters without control characters",
+            ));
+        }
+    }
+    Ok(caps.to_vec())
+}
+
+/// `accord session serve`: answers handshakes, interactions and end
+/// notices until killed (or after `count` connections).
+pub fn serve(
+    home: &Home,
+    listen: &str,
+    caps: &[String],
+    count: Option<u64>,
+) -> Result<(), CliError> {
+    let mut me = Participant::new(open_agent(home)?, capabilities(caps)?);
+    let listener = TcpListener::bind(listen)
+        .map_err(|e| CliError::io(format!("cannot listen on {listen}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::io(e.to_string()))?;
+    println!("listening on {local} as {}", me.id());
+    std::io::stdout()
+        .flush()
+        .map_err(|e| CliError::io(e.to_string()))?;
+    for (served, stream) in (1u64..).zip(listener.incoming()) {
+        match stream {
+            Ok(s) => {
+                if let Err(e) = serve_conn(&mut me, s) {
+                    eprintln!("connection ended: {}", printable(&e));
+                }
+            }
+            Err(e) => eprintln!("accept failed: {e}"),
+        }
+        if count.is_some_and(|c| served >= c) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn serve_conn(me: &mut Participant, stream: TcpStream) -> Result<(), String> {
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut lines = Lines::new(BufReader::new(stream), MAX_WIRE_BYTES);
+    loop {
+        let (reply, fatal) = match lines.next_line() {
+            Ok(Some((_, line))) => match Wire::parse(&line) {
+                Ok(msg) => match me.handle(msg) {
+                    Ok(r) => (r, false),
+                    Err(e) => {
+                        eprintln!("refused: {}", printable(&e.to_string()));
+                        (Wire::Error(e.to_string()), false)
+                    }
+                },
+                Err(e) => (Wire::Error(format!("invalid message: {e}")), false),
+            },
+            Ok(None) => return Ok(()),
+            Err(LineError::TooLong { len, .. }) => (
+                Wire::Error(format!(
+                    "message exceeds {MAX_WIRE_BYTES} bytes ({len}+ read); closing"
+                )),
+                true,
+            ),
+            Err(LineError::Read(m)) => return Err(m),
+        };
+        let mut out = reply.to_line();
+        out.push(b'\n');
+        writer.write_all(&out).map_err(|e| e.to_string())?;
+        if fatal {
+            return Ok(());
+        }
+    }
+}
+
+/// `accord session open`: handshakes with every peer and prints the
+/// session id.
+pub fn open(home: &Home, peers: &[String], caps: &[String], json: bool) -> Result<(), CliError> {
+    let peers = peers
+        .iter()
+        .map(|p| parse_peer(p).map_err(CliError::input))
+        .collect::<Result<Vec<_>, _>>()?;
+    if peers.is_empty() {
+        return Err(CliError::input(
+            "name at least one --peer AGENT_ID@HOST:PORT",
+        ));
+    }
+    let mut me = Participant::new(open_agent(home)?, capabilities(caps)?);
+    let sid = accord_store::home::nonce()?;
+    let mut ids = vec![me.id().clone()];
+    ids.extend(peers.iter().map(|p| p.id.clone()));
+    me.open_session(sid, &ids)?;
+    for p in &peers {
+        let mut conn = Conn::open(&p.addr)?;
+        let proposal = me.propose(sid, &p.id, &ids)?;
+        let Wire::Response(r) = conn.call(&proposal)? else {
+            return Err(CliError::new(
+                Code::VerifyFailed,
+                "peer did not answer with a handshake response",
+            ));
+        };
+        let confirm = me.on_response(&r)?;
+        conn.call(&confirm)?;
+        if !json {
+            eprintln!("handshake with {} done", p.id);
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "session_id": sid.to_string(), "participants": ids.iter().map(|a| a.as_str()).collect::<Vec<_>>() })
+        );
+    } else {
+        println!("{sid}");
+    }
+    Ok(())
+}
+
+fn session_id(s: &str) -> Result<Uuid, CliError> {
+    Uuid::parse_str(s).map_err(|_| CliError::input(format!("{s:?} is not a session id (a UUID)")))
+}
+
+/// Parses `--payload` (a JSON object, integers only).
+pub fn payload_arg(p: Option<&str>) -> Result<Map<String, Value>, CliError> {
+    match p {
+        None => Ok(Map::new()),
+        Some(text) => Ok(event::payload_from_json(text.as_bytes())?),
+    }
+}
+
+/// `accord session stamp`: one co-signed interaction with a peer.
+pub fn stamp(
+    home: &Home,
+    session: &str,
+    peer: &str,
+    event_type: &str,
+    payload: Option<&str>,
+    raw: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let sid = session_id(session)?;
+    let peer = parse_peer(peer).map_err(CliError::input)?;
+    let data = payload_arg(payload)?;
+    let mut me = Participant::new(open_agent(home)?, Vec::new());
+    let request = me.request(sid, &peer.id, event_type, data, raw)?;
+    let mut conn = Conn::open(&peer.addr)?;
+    let Wire::Countersign(cs) = conn.call(&request)? else {
+        return Err(CliError::new(
+            Code::VerifyFailed,
+            "peer did not countersign",
+        ));
+    };
+    let stamped = me.on_countersign(&request, &cs)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "interaction_hash": stamped.interaction_hash.to_hex(),
+                "event_seq": stamped.event.seq(),
+                "peer_event_seq": cs.u64("event_seq").ok(),
+            })
+        );
+    } else {
+        println!(
+            "co-signed {} with {}: interaction {} (this chain seq {}, peer chain seq {})",
+            event_type,
+            peer.id,
+            stamped.interaction_hash,
+            stamped.event.seq(),
+            cs.u64("event_seq").unwrap_or(0)
+        );
+    }
+    Ok(())
+}
+
+/// `accord session end`: records the end here and tells each peer.
+pub fn end(home: &Home, session: &str, peers: &[String]) -> Result<(), CliError> {
+    let sid = session_id(session)?;
+    let peers = peers
+        .iter()
+        .map(|p| parse_peer(p).map_err(CliError::input))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut me = Participant::new(open_agent(home)?, Vec::new());
+    let ids: Vec<AgentId> = peers.iter().map(|p| p.id.clone()).collect();
+    let notices = me.end(sid, &ids)?;
+    for ((_, notice), p) in notices.iter().zip(&peers) {
+        Conn::open(&p.addr)?.call(notice)?;
+    }
+    println!("session {sid} ended");
+    Ok(())
+}
+
+/// `accord external`: a unilateral record of an interaction with a peer
+/// that runs no Accord.
+pub fn external(home: &Home, peer: &str, payload: Option<&str>) -> Result<(), CliError> {
+    if peer.is_empty() || peer.len() > 256 || peer.chars().any(char::is_control) {
+        return Err(CliError::input(
+            "the peer identifier must be 1-256 characters without control characters",
+        ));
+    }
+    let data = payload_arg(payload)?;
+    let mut me = Participant::new(open_agent(home)?, Vec::new());
+    let ev = me.record_external(peer, data)?;
+    println!(
+        "recorded unilateral interaction with {} as event seq {} (data hashed)",
+        printable(peer),
+        ev.seq()
+    );
+    Ok(())
+}

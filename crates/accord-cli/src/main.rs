@@ -261,11 +261,15 @@ enum SessionCmd {
         #[arg(long)]
         count: Option<u64>,
     },
-    /// Start a session: handshake with each peer, print the session id
+    /// Start a session (or join one): handshake with each peer, print the session id
     Open {
         /// A peer, as AGENT_ID@HOST:PORT (repeatable)
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
+        /// Join this existing session instead of starting a new one (for
+        /// the handshakes between the other participants)
+        #[arg(long, value_name = "SESSION_ID")]
+        session: Option<String>,
         /// Capabilities this agent offers (repeatable)
         #[arg(long = "capability", value_name = "NAME")]
         capabilities: Vec<String>,
@@ -442,9 +446,10 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
         }) => session_cmd::serve(home, &listen, &capabilities, count),
         Command::Session(SessionCmd::Open {
             peers,
+            session,
             capabilities,
             out,
-        }) => session_cmd::open(home, &peers, &capabilities, out.json),
+        }) => session_cmd::open(home, &peers, session.as_deref(), &capabilities, out.json),
         Command::Session(SessionCmd::Stamp {
             session,
             peer,

@@ -199,7 +199,13 @@ fn serve_conn(me: &mut Participant, stream: TcpStream) -> Result<(), String> {
 
 /// `accord session open`: handshakes with every peer and prints the
 /// session id.
-pub fn open(home: &Home, peers: &[String], caps: &[String], json: bool) -> Result<(), CliError> {
+pub fn open(
+    home: &Home,
+    peers: &[String],
+    session: Option<&str>,
+    caps: &[String],
+    json: bool,
+) -> Result<(), CliError> {
     let peers = peers
         .iter()
         .map(|p| parse_peer(p).map_err(CliError::input))
@@ -210,7 +216,10 @@ pub fn open(home: &Home, peers: &[String], caps: &[String], json: bool) -> Resul
         ));
     }
     let mut me = Participant::new(open_agent(home)?, capabilities(caps)?);
-    let sid = accord_store::home::nonce()?;
+    let sid = match session {
+        Some(s) => session_id(s)?,
+        None => accord_store::home::nonce()?,
+    };
     let mut ids = vec![me.id().clone()];
     ids.extend(peers.iter().map(|p| p.id.clone()));
     me.open_session(sid, &ids)?;

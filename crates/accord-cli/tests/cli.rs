@@ -478,17 +478,43 @@ fn verify_own_store_names_edited_event_and_refuses_corrupt_store() {
 #[test]
 fn demo_and_bench_run() {
     let env = Env::new();
-    let out = ok(&env.run(&["demo"]));
+    let out_dir = env.path("demo");
+    let out = ok(&env.run(&["demo", "--out", out_dir.to_str().unwrap()]));
     assert!(
-        out.contains("caught: line 4: event seq 3: signature"),
+        out.contains("12 co-signed records matched, 0 findings"),
         "{out}"
     );
-    assert!(out.contains("events were removed or added"), "{out}");
+    assert!(
+        out.contains("edited-executor.jsonl seq 5: chain does not verify"),
+        "{out}"
+    );
+    assert!(out.contains("cut-reviewer.jsonl seq"), "{out}");
+    assert!(!out.contains("NOT caught"), "{out}");
+    assert!(out.contains("quarantined as #1"), "{out}");
     assert!(
         out.contains("proof for seq 3: 3 hashes") && out.contains("— verified"),
         "{out}"
     );
     assert!(out.contains("seal and certification valid"), "{out}");
+    // The demo's chains audit clean from the command line too.
+    let chains: Vec<String> = ["planner", "executor", "reviewer"]
+        .iter()
+        .map(|n| {
+            out_dir
+                .join(format!("chains/{n}.jsonl"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let mut args = vec!["audit"];
+    args.extend(chains.iter().map(String::as_str));
+    assert!(ok(&env.run(&args)).contains("audit clean"));
+    // A second demo into the same directory is refused.
+    fails(
+        &env.run(&["demo", "--out", out_dir.to_str().unwrap()]),
+        3,
+        "not empty",
+    );
     let r = json(&env.run(&["bench", "--events", "1000", "--single", "10", "--json"]));
     assert_eq!(r["events"], 1001);
     assert!(r["append_events_per_s"].as_f64().unwrap() > 0.0);

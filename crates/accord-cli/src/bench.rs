@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use accord_core::export::ExportVerifier;
 use accord_core::keyfile::KdfParams;
+use accord_core::merkle::Nodes;
 use accord_core::{Keypair, Map, SignatureMode, Value};
 use accord_store::home::verify_store;
 use accord_store::{EventStore, Home};
@@ -131,9 +132,10 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
 
     say("checkpoint and proofs…");
     let t = Instant::now();
-    let tree = agent.tree()?;
-    let (_, note) = agent.sign_checkpoint(&tree, tree.size())?;
+    let size = agent.tree()?.size();
+    let (_, note) = agent.sign_checkpoint(size)?;
     let checkpoint_time = t.elapsed();
+    let tree = agent.tree()?;
     let key = *agent.key().public();
     let seq = tree.size() / 2;
     let mut body = Vec::new();

@@ -9,6 +9,7 @@ use accord_core::archive::ArchiveVerifier;
 use accord_core::audit::Severity;
 use accord_core::handoff;
 use accord_core::keyfile::KdfParams;
+use accord_core::merkle::Nodes;
 use accord_core::{AgentId, Map, SignatureMode, Value};
 use accord_core::{SignedEvent, proof};
 use accord_store::participant::{Participant, Session};
@@ -220,8 +221,9 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
     let agent = &mut agents[0];
     let id = agent.key().agent_id().clone();
     println!("\n8. Prove one planner event to a third party without the rest of the log");
+    let size = agent.tree()?.size();
+    let (cp, note) = agent.sign_checkpoint(size)?;
     let tree = agent.tree()?;
-    let (cp, note) = agent.sign_checkpoint(&tree, tree.size())?;
     let proof = tree
         .inclusion_proof(3, cp.size)
         .map_err(|e| CliError::io(e.to_string()))?;

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use accord_core::archive::ArchiveVerifier;
 use accord_core::export::ExportVerifier;
 use accord_core::keyfile::KdfParams;
+use accord_core::merkle::Nodes;
 use accord_core::{AgentId, Map, SignatureMode, SignedEvent, Value, event, jcs, note, proof};
 use accord_store::home::{self, verify_store};
 use accord_store::{EventStore, Home};
@@ -714,6 +715,17 @@ fn cmd_verify_store(home: &Home, mode: SignatureMode, json: bool) -> Result<(), 
     // A valid but shortened or rewritten chain still contradicts the
     // checkpoints the agent signed before.
     let tree = home::tree_of(&store, &info.agent_id)?;
+    // The tree index the store keeps for proofs must agree with the events.
+    let stored = home::stored_tree(&store, &info.agent_id)?;
+    let n = tree.size();
+    if stored.size() != n || stored.root(n).ok() != tree.root(n).ok() {
+        return Err(CliError::new(
+            Code::Store,
+            format!(
+                "the store's tree index disagrees with its {n} events (the merkle table is damaged); the events themselves verify: export them with `accord export`"
+            ),
+        ));
+    }
     match home::check_recorded(&store, &info.public_key, &tree) {
         Ok(n) => {
             report_ok(
@@ -941,13 +953,18 @@ fn cmd_checkpoint(home: &Home, json: bool) -> Result<(), CliError> {
 fn cmd_prove(home: &Home, args: ProveArgs) -> Result<(), CliError> {
     let mut agent = open_agent(home)?;
     verify_before_signing(&agent)?;
-    let tree = agent.tree()?;
-    let (_, note) = agent.sign_checkpoint(&tree, tree.size())?;
+    let size = agent.tree()?.size();
+    let (cp, note) = agent.sign_checkpoint(size)?;
+    let old = match args.from {
+        Some(from) => Some(agent.sign_checkpoint(from)?),
+        None => None,
+    };
     let key = *agent.key().public();
-    let file = match (args.seq, args.from) {
+    let tree = agent.tree()?;
+    let file = match (args.seq, old) {
         (Some(seq), _) => {
             let proof = tree
-                .inclusion_proof(seq, tree.size())
+                .inclusion_proof(seq, cp.size)
                 .map_err(|e| CliError::input(e.to_string()))?;
             let mut body = None;
             let id = agent.key().agent_id().clone();
@@ -960,15 +977,22 @@ fn cmd_prove(home: &Home, args: ProveArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::new(Code::Store, e.to_string()))?;
             proof::inclusion_file(&note, &event, &proof, &key)
         }
-        (None, Some(size)) => {
-            let (_, old) = agent.sign_checkpoint(&tree, size)?;
+        (None, Some((old_cp, old_note))) => {
             let proof = tree
-                .consistency_proof(size, tree.size())
+                .consistency_proof(old_cp.size, cp.size)
                 .map_err(|e| CliError::input(e.to_string()))?;
-            proof::consistency_file(&old, &note, &proof, &key)
+            proof::consistency_file(&old_note, &note, &proof, &key)
         }
         (None, None) => return Err(CliError::input("give SEQ or --from SIZE")),
     };
+    // The proof comes from the store's tree index: check it before handing
+    // it out, so a damaged index is reported here, not by a third party.
+    proof::verify_file(&file, Some(agent.key().agent_id()), None).map_err(|e| {
+        CliError::new(
+            Code::Store,
+            format!("the store's tree index produced a proof that does not verify ({e}); the store is damaged: run `accord verify`"),
+        )
+    })?;
     write_output(args.out.as_deref(), args.force, &file)
 }
 

@@ -1151,3 +1151,33 @@ fn a_witness_notices_its_own_removed_events() {
         "events were removed",
     );
 }
+
+/// The store keeps the RFC 9162 tree as events are appended; a damaged
+/// node is caught by `verify` (root) or by `prove` (which checks each proof
+/// before handing it out), never passed on.
+#[test]
+fn damaged_tree_index_is_reported_not_used() {
+    let env = Env::new();
+    env.init();
+    for t in ["a", "b", "c"] {
+        ok(&env.run(&["stamp", t]));
+    }
+    ok(&env.run(&["prove", "1"]));
+    let db = env.home().join("events.db");
+    let damage = |level: i64, idx: i64| {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("DROP TRIGGER IF EXISTS merkle_no_update")
+            .unwrap();
+        c.execute(
+            "UPDATE merkle SET hash = zeroblob(32) WHERE level = ?1 AND idx = ?2",
+            [level, idx],
+        )
+        .unwrap();
+    };
+    // An inner node on seq 1's path: the root is intact, the proof is not.
+    damage(1, 1);
+    fails(&env.run(&["prove", "1"]), 5, "does not verify");
+    // The root node itself: verify compares it with the events.
+    damage(2, 0);
+    fails(&env.run(&["verify"]), 5, "tree index disagrees");
+}

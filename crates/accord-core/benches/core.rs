@@ -120,7 +120,7 @@ fn benches(c: &mut Criterion) {
 /// RFC 9162 trees over a chain of 10^6 events: building all levels, and
 /// making and checking inclusion and consistency proofs.
 fn merkle_benches(c: &mut Criterion) {
-    use accord_core::merkle::{Levels, leaf_hash, verify_consistency, verify_inclusion};
+    use accord_core::merkle::{Levels, Nodes, leaf_hash, verify_consistency, verify_inclusion};
     const N: u64 = 1_000_000;
     let leaves: Vec<_> = (0..N).map(|i| leaf_hash(&i.to_le_bytes())).collect();
     let mut g = c.benchmark_group("merkle_1m");

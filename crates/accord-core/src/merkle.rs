@@ -43,6 +43,9 @@ pub enum MerkleError {
     /// The proof does not lead to the given root(s).
     #[error("proof does not match the root")]
     RootMismatch,
+    /// A node could not be read from where the tree is kept.
+    #[error("tree node unavailable: {0}")]
+    Storage(String),
 }
 
 /// SHA-256(0x00 ‖ entry).
@@ -150,63 +153,60 @@ impl Levels {
         }
         Levels { levels }
     }
+}
 
-    /// Number of leaves.
-    pub fn size(&self) -> u64 {
+impl Nodes for Levels {
+    fn size(&self) -> u64 {
         self.levels[0].len() as u64
     }
 
-    /// Root of leaves `[start, start + len)`; `start` must be a multiple of
-    /// the largest power of two not above `len` whenever that range is
-    /// perfect, which RFC 9162's recursions guarantee.
-    fn range_root(&self, start: usize, len: usize) -> Hash32 {
-        match len {
-            0 => empty_root(),
-            _ if len.is_power_of_two() && start.is_multiple_of(len) => {
-                self.levels[len.trailing_zeros() as usize][start / len]
-            }
-            _ => {
-                let k = split(len);
-                node_hash(
-                    &self.range_root(start, k),
-                    &self.range_root(start + k, len - k),
-                )
-            }
-        }
+    fn node(&self, level: u32, index: u64) -> Result<Hash32, MerkleError> {
+        self.levels
+            .get(level as usize)
+            .and_then(|l| l.get(index as usize))
+            .copied()
+            .ok_or(MerkleError::IndexOutOfRange {
+                index: index << level,
+                size: self.size(),
+            })
     }
+}
 
-    fn check_size(&self, size: u64) -> Result<usize, MerkleError> {
-        if size > self.size() {
-            return Err(MerkleError::Sizes {
-                size1: size,
-                size2: self.size(),
-            });
-        }
-        Ok(size as usize)
-    }
+/// Where the perfect subtrees of an RFC 9162 tree are kept: in memory
+/// ([`Levels`]) or in a store that maintains them as leaves are appended.
+/// Roots and proofs need only O(log² n) nodes, so a stored tree answers
+/// them without reading the leaves.
+pub trait Nodes {
+    /// Number of leaves.
+    fn size(&self) -> u64;
+
+    /// The root of the perfect subtree at `level` covering leaves
+    /// `[index·2^level, (index+1)·2^level)`; only subtrees wholly inside
+    /// the tree are asked for.
+    fn node(&self, level: u32, index: u64) -> Result<Hash32, MerkleError>;
 
     /// Root of the first `size` leaves.
-    pub fn root(&self, size: u64) -> Result<Hash32, MerkleError> {
-        Ok(self.range_root(0, self.check_size(size)?))
+    fn root(&self, size: u64) -> Result<Hash32, MerkleError> {
+        range_root(self, 0, check_size(self, size)?)
     }
 
     /// Inclusion proof of leaf `index` in the tree of the first `size`
     /// leaves (RFC 9162 §2.1.3.1), leaf-side first.
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash32>, MerkleError> {
-        let n = self.check_size(size)?;
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash32>, MerkleError> {
+        let n = check_size(self, size)?;
         if index >= size {
             return Err(MerkleError::IndexOutOfRange { index, size });
         }
         let mut out = Vec::new();
         // Walk down from the root, collecting siblings, then reverse.
-        let (mut start, mut len, mut m) = (0usize, n, index as usize);
+        let (mut start, mut len, mut m) = (0u64, n, index);
         while len > 1 {
-            let k = split(len);
+            let k = split(len as usize) as u64;
             if m < k {
-                out.push(self.range_root(start + k, len - k));
+                out.push(range_root(self, start + k, len - k)?);
                 len = k;
             } else {
-                out.push(self.range_root(start, k));
+                out.push(range_root(self, start, k)?);
                 start += k;
                 len -= k;
                 m -= k;
@@ -218,17 +218,67 @@ impl Levels {
 
     /// Consistency proof between the first `size1` and the first `size2`
     /// leaves (RFC 9162 §2.1.4.1).
-    pub fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash32>, MerkleError> {
-        let n = self.check_size(size2)?;
+    fn consistency_proof(&self, size1: u64, size2: u64) -> Result<Vec<Hash32>, MerkleError> {
+        let n = check_size(self, size2)?;
         if size1 == 0 || size1 > size2 {
             return Err(MerkleError::Sizes { size1, size2 });
         }
-        let mut out: Vec<Hash32> = consistency_ranges(size1 as usize, n)
-            .map(|(start, len)| self.range_root(start, len))
-            .collect();
+        let mut out = consistency_ranges(size1 as usize, n as usize)
+            .map(|(start, len)| range_root(self, start as u64, len as u64))
+            .collect::<Result<Vec<_>, _>>()?;
         out.reverse();
         Ok(out)
     }
+}
+
+fn check_size<N: Nodes + ?Sized>(t: &N, size: u64) -> Result<u64, MerkleError> {
+    if size > t.size() {
+        return Err(MerkleError::Sizes {
+            size1: size,
+            size2: t.size(),
+        });
+    }
+    Ok(size)
+}
+
+/// Root of leaves `[start, start + len)`; `start` is a multiple of the
+/// largest power of two not above `len` whenever that range is perfect,
+/// which RFC 9162's recursions guarantee.
+fn range_root<N: Nodes + ?Sized>(t: &N, start: u64, len: u64) -> Result<Hash32, MerkleError> {
+    match len {
+        0 => Ok(empty_root()),
+        _ if len.is_power_of_two() && start.is_multiple_of(len) => {
+            t.node(len.trailing_zeros(), start / len)
+        }
+        _ => {
+            let k = split(len as usize) as u64;
+            Ok(node_hash(
+                &range_root(t, start, k)?,
+                &range_root(t, start + k, len - k)?,
+            ))
+        }
+    }
+}
+
+/// The nodes that become complete when leaf `index` (hash `leaf`) is
+/// appended: the leaf itself, then each parent for as long as the new node
+/// is a right child. `left(level, index)` reads an existing node. This is
+/// what a store writes per append to keep a tree without rebuilding it.
+pub fn completed_nodes(
+    index: u64,
+    leaf: Hash32,
+    left: &mut dyn FnMut(u32, u64) -> Result<Hash32, MerkleError>,
+) -> Result<Vec<(u32, u64, Hash32)>, MerkleError> {
+    let mut out = vec![(0, index, leaf)];
+    let (mut level, mut idx, mut cur) = (0u32, index, leaf);
+    while idx % 2 == 1 {
+        let l = left(level, idx - 1)?;
+        cur = node_hash(&l, &cur);
+        level += 1;
+        idx /= 2;
+        out.push((level, idx, cur));
+    }
+    Ok(out)
 }
 
 /// The inclusion proof of leaf `index` in the tree of `leaves`
@@ -490,6 +540,50 @@ mod tests {
             assert_eq!(t.size(), i as u64 + 1);
             assert_eq!(t.root(), root_of(&all[..=i]), "size {}", i + 1);
         }
+    }
+
+    /// A tree kept node by node, as a store keeps it.
+    struct Map(std::collections::HashMap<(u32, u64), Hash32>, u64);
+
+    impl Nodes for Map {
+        fn size(&self) -> u64 {
+            self.1
+        }
+        fn node(&self, level: u32, index: u64) -> Result<Hash32, MerkleError> {
+            self.0
+                .get(&(level, index))
+                .copied()
+                .ok_or(MerkleError::Storage(format!("no node ({level}, {index})")))
+        }
+    }
+
+    #[test]
+    fn incrementally_kept_nodes_answer_like_levels() {
+        let all = leaves(70);
+        let mut kept = Map(Default::default(), 0);
+        for (i, leaf) in all.iter().enumerate() {
+            let nodes = completed_nodes(i as u64, *leaf, &mut |l, x| kept.node(l, x)).unwrap();
+            for (l, x, h) in nodes {
+                kept.0.insert((l, x), h);
+            }
+            kept.1 += 1;
+            let levels = Levels::new(all[..=i].to_vec());
+            let n = i as u64 + 1;
+            assert_eq!(kept.root(n).unwrap(), levels.root(n).unwrap());
+            for m in 1..=n {
+                assert_eq!(
+                    kept.consistency_proof(m, n).unwrap(),
+                    levels.consistency_proof(m, n).unwrap()
+                );
+                assert_eq!(
+                    kept.inclusion_proof(m - 1, n).unwrap(),
+                    levels.inclusion_proof(m - 1, n).unwrap()
+                );
+            }
+        }
+        // Each append writes the leaf plus one node per completed level:
+        // 2n - popcount(n) nodes for n leaves.
+        assert_eq!(kept.0.len() as u64, 2 * 70 - 70u64.count_ones() as u64);
     }
 
     #[test]

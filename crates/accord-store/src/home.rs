@@ -15,11 +15,11 @@ use accord_core::archive;
 use accord_core::export::Seal;
 use accord_core::hash::Hasher;
 use accord_core::keyfile::{self, KdfParams, KeyFileError, KeyFileInfo};
-use accord_core::merkle::{self, Levels};
+use accord_core::merkle::{self, Levels, MerkleError, Nodes};
 use accord_core::note::{Checkpoint, Note};
 use accord_core::{
-    ChainVerifier, Event, Failure, Keypair, Map, SignatureMode, SignedEvent, Summary, Timestamp,
-    Uuid, Value,
+    ChainVerifier, Event, Failure, Hash32, Keypair, Map, SignatureMode, SignedEvent, Summary,
+    Timestamp, Uuid, Value,
 };
 use rand_core::UnwrapErr;
 
@@ -311,16 +311,24 @@ impl Agent {
     }
 
     /// The RFC 9162 tree over every event of the chain (leaf = the event's
-    /// canonical bytes, in seq order), with all its levels.
-    pub fn tree(&self) -> Result<Levels, HomeError> {
-        tree_of(&self.store, self.key.agent_id())
+    /// canonical bytes, in seq order), as the store keeps it: nothing is
+    /// rebuilt, each root or proof reads O(log² n) nodes.
+    pub fn tree(&self) -> Result<StoredTree<'_>, HomeError> {
+        stored_tree(&self.store, self.key.agent_id())
     }
 
-    /// Signs the checkpoint of the first `size` events of `tree`, records
-    /// it in the store and returns it.
-    pub fn sign_checkpoint(
+    /// Signs the checkpoint of the first `size` events of the chain,
+    /// records it in the store and returns it. Refuses when the chain
+    /// contradicts a checkpoint signed earlier.
+    pub fn sign_checkpoint(&mut self, size: u64) -> Result<(Checkpoint, Note), HomeError> {
+        let agent = self.key.agent_id().clone();
+        let tree = OwnedTree::load(&self.store, &agent, size)?;
+        self.sign_checkpoint_of(&tree, size)
+    }
+
+    fn sign_checkpoint_of(
         &mut self,
-        tree: &Levels,
+        tree: &dyn Nodes,
         size: u64,
     ) -> Result<(Checkpoint, Note), HomeError> {
         if size == 0 || size > tree.size() {
@@ -348,15 +356,14 @@ impl Agent {
     /// Checks the chain against every checkpoint this agent signed before:
     /// none may be larger than the chain (events removed) or disagree with
     /// it (events rewritten). An agent never signs a second history.
-    pub fn check_recorded(&self, tree: &Levels) -> Result<(), HomeError> {
+    pub fn check_recorded(&self, tree: &dyn Nodes) -> Result<(), HomeError> {
         check_recorded(&self.store, self.key.public(), tree).map(|_| ())
     }
 
     /// Signs and records a checkpoint of the whole chain.
     pub fn checkpoint(&mut self) -> Result<(Checkpoint, Note), HomeError> {
-        let tree = self.tree()?;
-        let size = tree.size();
-        self.sign_checkpoint(&tree, size)
+        let size = self.tree()?.size();
+        self.sign_checkpoint(size)
     }
 
     /// Writes a certified archive (`accord-archive/1`): header, events, seal,
@@ -422,7 +429,7 @@ impl Agent {
             exported_at: now()?,
         };
         emit(&seal.sign(&self.key), &mut digest)?;
-        let (cp, note) = self.sign_checkpoint(&tree, tree.size())?;
+        let (cp, note) = self.sign_checkpoint_of(&tree, tree.size())?;
         let cert = archive::certification_line(&self.key, &digest.finish(), &note, &now()?);
         out.write_all(&cert)
             .and_then(|_| out.write_all(b"\n"))
@@ -538,6 +545,99 @@ pub fn tree_of(store: &dyn EventStore, agent: &accord_core::AgentId) -> Result<L
     Ok(Levels::new(leaves))
 }
 
+/// A chain's tree as the store keeps it (see [`EventStore::tree_node`]),
+/// fixed at the size the chain had when it was opened.
+pub struct StoredTree<'a> {
+    store: &'a dyn EventStore,
+    agent: accord_core::AgentId,
+    size: u64,
+}
+
+/// The tree of `agent`'s chain in `store`, at its current size.
+pub fn stored_tree<'a>(
+    store: &'a dyn EventStore,
+    agent: &accord_core::AgentId,
+) -> Result<StoredTree<'a>, HomeError> {
+    let head = store
+        .head(agent)?
+        .ok_or_else(|| StoreError::Invalid("the chain is empty".into()))?;
+    Ok(StoredTree {
+        store,
+        agent: agent.clone(),
+        size: head.seq + 1,
+    })
+}
+
+impl Nodes for StoredTree<'_> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn node(&self, level: u32, index: u64) -> Result<Hash32, MerkleError> {
+        self.store
+            .tree_node(&self.agent, level, index)
+            .map_err(|e| MerkleError::Storage(e.to_string()))?
+            .ok_or_else(|| {
+                MerkleError::Storage(format!(
+                    "the store lacks tree node ({level}, {index}); it is damaged (verify it with `accord verify`)"
+                ))
+            })
+    }
+}
+
+/// The nodes a checkpoint needs, read once, so the tree can be used while
+/// the store is borrowed mutably (to record the checkpoint).
+struct OwnedTree {
+    size: u64,
+    nodes: std::collections::HashMap<(u32, u64), Hash32>,
+}
+
+impl OwnedTree {
+    fn load(
+        store: &dyn EventStore,
+        agent: &accord_core::AgentId,
+        size: u64,
+    ) -> Result<Self, HomeError> {
+        let tree = stored_tree(store, agent)?;
+        let mut nodes = std::collections::HashMap::new();
+        // The root of size n is made of the perfect subtrees named by n's
+        // set bits: load those for the size to sign and for every size
+        // recorded earlier (whose roots `check_recorded` compares).
+        let mut sizes: Vec<u64> = store.checkpoints(agent)?.iter().map(|(s, _)| *s).collect();
+        sizes.push(size);
+        for size in sizes.into_iter().filter(|s| *s <= tree.size) {
+            let mut start = 0u64;
+            for bit in (0..64).rev() {
+                let len = 1u64 << bit;
+                if size & len != 0 {
+                    let h = tree
+                        .node(bit, start / len)
+                        .map_err(|e| HomeError::Io(e.to_string()))?;
+                    nodes.insert((bit, start / len), h);
+                    start += len;
+                }
+            }
+        }
+        Ok(OwnedTree {
+            size: tree.size,
+            nodes,
+        })
+    }
+}
+
+impl Nodes for OwnedTree {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn node(&self, level: u32, index: u64) -> Result<Hash32, MerkleError> {
+        self.nodes
+            .get(&(level, index))
+            .copied()
+            .ok_or_else(|| MerkleError::Storage(format!("tree node ({level}, {index}) not loaded")))
+    }
+}
+
 /// Checks `tree` (the chain now) against every checkpoint recorded for the
 /// agent whose key is `key`: none may be larger than the chain (events were
 /// removed) or disagree with it (events were rewritten). Returns how many
@@ -545,7 +645,7 @@ pub fn tree_of(store: &dyn EventStore, agent: &accord_core::AgentId) -> Result<L
 pub fn check_recorded(
     store: &dyn EventStore,
     key: &accord_core::PublicKey,
-    tree: &Levels,
+    tree: &dyn Nodes,
 ) -> Result<usize, HomeError> {
     let recorded = store.checkpoints(&key.agent_id())?;
     for (size, note) in &recorded {

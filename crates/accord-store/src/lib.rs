@@ -187,6 +187,17 @@ pub trait EventStore {
         build: &mut StateBuildFn<'_>,
     ) -> Result<Vec<SignedEvent>, StoreError>;
 
+    /// The root of the perfect subtree of `agent`'s RFC 9162 tree at
+    /// `level` and `index` (leaves `[index·2^level, (index+1)·2^level)`),
+    /// `None` when that subtree is not complete yet. Kept as events are
+    /// appended.
+    fn tree_node(
+        &self,
+        agent: &AgentId,
+        level: u32,
+        index: u64,
+    ) -> Result<Option<Hash32>, StoreError>;
+
     /// A state value of `agent`.
     fn state(&self, agent: &AgentId, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 

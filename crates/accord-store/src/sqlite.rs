@@ -24,7 +24,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use accord_core::{AgentId, SignedEvent};
+use accord_core::merkle::{self, MerkleError};
+use accord_core::{AgentId, Hash32, SignedEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
@@ -74,8 +75,10 @@ CREATE TRIGGER checkpoints_no_replace BEFORE INSERT ON checkpoints
 
 /// Added in schema version 3: per-agent protocol state derived from the
 /// chain (handoff sequence numbers, session progress, seen nonces), written
-/// in the same transaction as the events it follows from, and the
-/// append-only quarantine of refused handoff receipts.
+/// in the same transaction as the events it follows from; the append-only
+/// quarantine of refused handoff receipts; and every perfect subtree of
+/// each chain's RFC 9162 tree, written as events are appended, so roots and
+/// proofs need O(log² n) node reads instead of a rebuild.
 const SCHEMA_V3: &str = "
 CREATE TABLE state (
     agent_id TEXT NOT NULL,
@@ -94,6 +97,17 @@ CREATE TRIGGER quarantine_no_update BEFORE UPDATE ON quarantine
     BEGIN SELECT RAISE(ABORT, 'accord quarantine is append-only'); END;
 CREATE TRIGGER quarantine_no_delete BEFORE DELETE ON quarantine
     BEGIN SELECT RAISE(ABORT, 'accord quarantine is append-only'); END;
+CREATE TABLE merkle (
+    agent_id TEXT    NOT NULL,
+    level    INTEGER NOT NULL,
+    idx      INTEGER NOT NULL,
+    hash     BLOB    NOT NULL,
+    PRIMARY KEY (agent_id, level, idx)
+) WITHOUT ROWID;
+CREATE TRIGGER merkle_no_update BEFORE UPDATE ON merkle
+    BEGIN SELECT RAISE(ABORT, 'accord tree nodes are append-only'); END;
+CREATE TRIGGER merkle_no_delete BEFORE DELETE ON merkle
+    BEGIN SELECT RAISE(ABORT, 'accord tree nodes are append-only'); END;
 ";
 
 /// The SQLite-backed [`EventStore`].
@@ -164,11 +178,22 @@ impl SqliteStore {
                     steps.push_str(SCHEMA_V3);
                     steps.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION};"));
                 }
-                match store.conn.execute_batch(&steps) {
+                let upgraded = store
+                    .conn
+                    .execute_batch(&steps)
+                    .map_err(StoreError::from)
+                    .and_then(|()| {
+                        if now < 3 {
+                            index_all(&store.conn)
+                        } else {
+                            Ok(())
+                        }
+                    });
+                match upgraded {
                     Ok(()) => store.conn.execute_batch("COMMIT")?,
                     Err(e) => {
                         let _ = store.conn.execute_batch("ROLLBACK");
-                        return Err(e.into());
+                        return Err(e);
                     }
                 }
                 Ok(store)
@@ -308,6 +333,7 @@ impl EventStore for SqliteStore {
                 tx.prepare_cached("INSERT INTO events (agent_id, seq, body) VALUES (?1, ?2, ?3)")?;
             for ev in &events {
                 insert.execute(params![agent.as_str(), ev.seq() as i64, ev.canonical()])?;
+                index_leaf(&tx, agent, ev.seq(), ev.canonical())?;
             }
         }
         for w in writes {
@@ -333,6 +359,15 @@ impl EventStore for SqliteStore {
         }
         tx.commit()?;
         Ok(events)
+    }
+
+    fn tree_node(
+        &self,
+        agent: &AgentId,
+        level: u32,
+        index: u64,
+    ) -> Result<Option<Hash32>, StoreError> {
+        read_node(&self.conn, agent.as_str(), level, index)
     }
 
     fn state(&self, agent: &AgentId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -434,6 +469,65 @@ impl EventStore for SqliteStore {
             .map(|s| AgentId::parse(s).map_err(|e| StoreError::Corrupt(e.to_string())))
             .collect()
     }
+}
+
+fn read_node(
+    conn: &Connection,
+    agent: &str,
+    level: u32,
+    index: u64,
+) -> Result<Option<Hash32>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash FROM merkle WHERE agent_id = ?1 AND level = ?2 AND idx = ?3",
+    )?;
+    let hash: Option<Vec<u8>> = stmt
+        .query_row(params![agent, level, index as i64], |r| r.get(0))
+        .optional()?;
+    hash.map(|h| {
+        <[u8; 32]>::try_from(h.as_slice()).map(Hash32).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "tree node ({level}, {index}) of {agent} is not 32 bytes"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// Writes the tree nodes that event `seq` (its canonical bytes `body`)
+/// completes: its leaf and every parent it closes.
+fn index_leaf(conn: &Connection, agent: &AgentId, seq: u64, body: &[u8]) -> Result<(), StoreError> {
+    let id = agent.as_str();
+    let nodes = merkle::completed_nodes(seq, merkle::leaf_hash(body), &mut |level, index| {
+        read_node(conn, id, level, index)
+            .map_err(|e| MerkleError::Storage(e.to_string()))?
+            .ok_or_else(|| MerkleError::Storage(format!("tree node ({level}, {index}) is missing")))
+    })
+    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO merkle (agent_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (level, index, hash) in nodes {
+        insert.execute(params![id, level, index as i64, hash.0.as_slice()])?;
+    }
+    Ok(())
+}
+
+/// Builds the tree nodes of every chain already stored (schema upgrade).
+fn index_all(conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare("SELECT agent_id, seq, body FROM events ORDER BY agent_id, seq")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let agent: String = row.get(0)?;
+        let seq: i64 = row.get(1)?;
+        let body = row
+            .get_ref(2)?
+            .as_blob()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let agent = AgentId::parse(&agent)
+            .map_err(|e| StoreError::Corrupt(format!("agent id {agent}: {e}")))?;
+        index_leaf(conn, &agent, seq as u64, body)?;
+    }
+    Ok(())
 }
 
 /// Reads the raw SQLite header so a foreign or damaged file is refused

@@ -286,7 +286,9 @@ fn v1_store_upgrades_and_checkpoints_are_append_only() {
             "DROP TRIGGER checkpoints_no_update; DROP TRIGGER checkpoints_no_delete;
              DROP TRIGGER checkpoints_no_replace; DROP TABLE checkpoints;
              DROP TRIGGER quarantine_no_update; DROP TRIGGER quarantine_no_delete;
-             DROP TABLE quarantine; DROP TABLE state; PRAGMA user_version = 1;",
+             DROP TABLE quarantine; DROP TABLE state;
+             DROP TRIGGER merkle_no_update; DROP TRIGGER merkle_no_delete; DROP TABLE merkle;
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     let mut store = SqliteStore::open(&db).unwrap();
@@ -296,6 +298,17 @@ fn v1_store_upgrades_and_checkpoints_are_append_only() {
         .unwrap();
     assert_eq!(version, accord_store::sqlite::SCHEMA_VERSION);
     assert_eq!(bodies(&db), before);
+    // The upgrade indexed the existing events: the stored tree is the tree
+    // of the events.
+    {
+        use accord_core::merkle::Nodes;
+        let stored = accord_store::home::stored_tree(&store, &id).unwrap();
+        let rebuilt = accord_store::home::tree_of(&store, &id).unwrap();
+        assert_eq!(stored.size(), 6);
+        for n in 1..=6 {
+            assert_eq!(stored.root(n).unwrap(), rebuilt.root(n).unwrap());
+        }
+    }
     store.record_checkpoint(&id, 3, b"note-a").unwrap();
     store.record_checkpoint(&id, 3, b"note-a").unwrap();
     let err = store.record_checkpoint(&id, 3, b"note-b").unwrap_err();

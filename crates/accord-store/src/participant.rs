@@ -216,6 +216,9 @@ pub struct Participant {
     proposed: HashMap<(Uuid, AgentId), SignedObject>,
     /// Responses sent and awaiting confirmation, by (session, initiator).
     answered: HashMap<(Uuid, AgentId), (session::Proposal, SignedObject)>,
+    /// Peer keys already decoded: decoding checks the point is torsion-free,
+    /// a scalar multiplication that would otherwise be paid per message.
+    keys: HashMap<String, PublicKey>,
 }
 
 impl Participant {
@@ -227,6 +230,7 @@ impl Participant {
             max_skew: DEFAULT_MAX_SKEW_MICROS,
             proposed: HashMap::new(),
             answered: HashMap::new(),
+            keys: HashMap::new(),
         }
     }
 
@@ -471,15 +475,32 @@ impl Participant {
         Ok(Wire::Ack)
     }
 
-    fn peer(&self, sid: &Uuid, peer: &AgentId) -> Result<(PeerState, PublicKey), ParticipantError> {
+    fn peer(
+        &mut self,
+        sid: &Uuid,
+        peer: &AgentId,
+    ) -> Result<(PeerState, PublicKey), ParticipantError> {
         let state: Option<PeerState> =
             decode(&self.agent.store().state(self.id(), &peer_key(sid, peer))?)?;
         let state = state.ok_or_else(|| SessionError::NoHandshake {
             session: sid.to_string(),
             peer: peer.to_string(),
         })?;
-        let key = PublicKey::from_b64(&state.public_key)
-            .map_err(|e| StoreError::Corrupt(format!("session state: {e}")))?;
+        let key = match self.keys.get(&state.public_key) {
+            Some(k) => *k,
+            None => {
+                let k = PublicKey::from_b64(&state.public_key)
+                    .map_err(|e| StoreError::Corrupt(format!("session state: {e}")))?;
+                self.keys.insert(state.public_key.clone(), k);
+                k
+            }
+        };
+        if &key.agent_id() != peer {
+            return Err(StoreError::Corrupt(format!(
+                "session state: the key recorded for {peer} belongs to another agent"
+            ))
+            .into());
+        }
         Ok((state, key))
     }
 

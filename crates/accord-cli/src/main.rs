@@ -113,6 +113,13 @@ enum Command {
     },
     /// Sign and record a C2SP checkpoint (size + RFC 9162 root) of the chain
     Checkpoint {
+        /// Instead: record a witness's cosignature (from `accord cosign`) of a
+        /// checkpoint this agent signed
+        #[arg(long, value_name = "FILE", requires = "witness_key")]
+        add_cosignature: Option<PathBuf>,
+        /// The witness's public key (base64url; it may start with '-')
+        #[arg(long, value_name = "PUBLIC_KEY", allow_hyphen_values = true)]
+        witness_key: Option<String>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -401,7 +408,12 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
             }
         }
         Command::Certify { out, force } => cmd_certify(home, out.as_deref(), force),
-        Command::Checkpoint { out } => cmd_checkpoint(home, out.json),
+        Command::Checkpoint {
+            add_cosignature: Some(file),
+            witness_key: Some(key),
+            out,
+        } => witness::record_cosignature(home, &file, &key, out.json),
+        Command::Checkpoint { out, .. } => cmd_checkpoint(home, out.json),
         Command::Prove(args) => cmd_prove(home, args),
         Command::VerifyProof {
             file,

@@ -122,6 +122,85 @@ pub fn cosign(
     sink.write(text.trim_end().as_bytes())
 }
 
+/// Event type recording, in the log's own chain, a witness's cosignature
+/// of one of its checkpoints.
+pub const WITNESSED_TYPE: &str = "checkpoint_witnessed";
+
+/// Runs `accord checkpoint --add-cosignature FILE --witness-key KEY`: checks
+/// that FILE is a checkpoint this agent signed and recorded, cosigned
+/// (C2SP cosignature/v1) by the witness's key, and records the cosignature
+/// in this agent's chain, so the log keeps the evidence that others saw it.
+pub fn record_cosignature(
+    home: &Home,
+    file: &Path,
+    witness_key: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    let witness = PublicKey::from_b64(witness_key)
+        .map_err(|e| CliError::input(format!("--witness-key: {e}")))?;
+    let bytes = input::read_all(Some(file), note::MAX_NOTE_BYTES)?;
+    let mut agent = open_agent(home)?;
+    let me = *agent.key().public();
+    if witness == me {
+        return Err(CliError::input("an agent cannot witness its own log"));
+    }
+    let refused = |why: String| CliError::new(Code::VerifyFailed, why);
+    let (cp, note) = Checkpoint::open(&bytes, &me)
+        .map_err(|e| refused(format!("not a checkpoint signed by this agent: {e}")))?;
+    let recorded = agent
+        .store()
+        .checkpoints(&me.agent_id())?
+        .into_iter()
+        .find(|(size, _)| *size == cp.size);
+    let same = recorded
+        .and_then(|(_, n)| Checkpoint::open(&n, &me).ok())
+        .is_some_and(|(r, _)| r.root == cp.root);
+    if !same {
+        return Err(refused(format!(
+            "this agent never recorded a checkpoint of size {} with root {}: the cosignature is for another history",
+            cp.size, cp.root
+        )));
+    }
+    let name = Checkpoint::origin_of(&witness.agent_id());
+    let time = note.verify_cosignature(&name, &witness).map_err(|e| {
+        refused(format!(
+            "no valid cosignature by {}: {e}",
+            witness.agent_id()
+        ))
+    })?;
+    let mut payload = Map::new();
+    payload.insert("cosigned_at".into(), Value::from(time));
+    payload.insert(
+        "note".into(),
+        Value::from(String::from_utf8_lossy(&bytes).into_owned()),
+    );
+    payload.insert("root".into(), Value::from(cp.root.to_hex()));
+    payload.insert("size".into(), Value::from(cp.size));
+    payload.insert("witness".into(), Value::from(witness.agent_id().as_str()));
+    payload.insert("witness_public_key".into(), Value::from(witness.to_b64()));
+    let ev = agent.stamp(WITNESSED_TYPE, payload)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "size": cp.size,
+                "root": cp.root.to_hex(),
+                "witness": witness.agent_id().as_str(),
+                "cosigned_at": time,
+                "event_seq": ev.seq(),
+            })
+        );
+    } else {
+        println!(
+            "recorded {}'s cosignature of checkpoint size {} (cosigned at unix time {time}) as event seq {}",
+            witness.agent_id(),
+            cp.size,
+            ev.seq()
+        );
+    }
+    Ok(())
+}
+
 /// The note of the largest checkpoint of `origin` this agent cosigned.
 fn last_cosigned(agent: &accord_store::Agent, origin: &str) -> Result<Option<String>, CliError> {
     let id = agent.key().agent_id().clone();

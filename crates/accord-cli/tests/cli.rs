@@ -849,6 +849,61 @@ fn witnesses_cosign_consistent_checkpoints_only() {
         1,
         "went back",
     );
+    // The log records the cosignature it received, checked against the
+    // witness's key and its own recorded checkpoint.
+    let c = cosigned.to_str().unwrap();
+    fails(
+        &env.run(&[
+            "checkpoint",
+            "--add-cosignature",
+            c,
+            "--witness-key",
+            &log_key,
+        ]),
+        3,
+        "its own log",
+    );
+    let other = env.path("other");
+    ok(&env.run_at(&other, &["init", "--no-passphrase"]));
+    let other_key = json(&env.run_at(&other, &["id", "--json"]))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fails(
+        &env.run(&[
+            "checkpoint",
+            "--add-cosignature",
+            c,
+            "--witness-key",
+            &other_key,
+        ]),
+        1,
+        "no valid cosignature",
+    );
+    fails(
+        &env.run_at(
+            &other,
+            &[
+                "checkpoint",
+                "--add-cosignature",
+                c,
+                "--witness-key",
+                &witness_key,
+            ],
+        ),
+        1,
+        "not a checkpoint signed by this agent",
+    );
+    let rec = json(&env.run(&[
+        "checkpoint",
+        "--add-cosignature",
+        c,
+        "--witness-key",
+        &witness_key,
+        "--json",
+    ]));
+    assert_eq!(rec["size"], 4);
+    assert!(ok(&env.run(&["log"])).contains("checkpoint_witnessed"));
 }
 
 #[test]

@@ -553,3 +553,36 @@ fn multi_gigabyte_handoff_in_constant_memory() {
     ok(&o);
     assert!(rss_kib < 64 * 1024, "peak RSS {rss_kib} KiB");
 }
+
+/// An interaction with a peer that runs no Accord is recorded unilaterally,
+/// marked as such, its data hashed; the audit counts it as nothing to match.
+#[test]
+fn external_interactions_are_unilateral_and_hashed() {
+    let env = Env::new();
+    env.agent("a");
+    let out = ok(&env.run(
+        "a",
+        &[
+            "external",
+            "gpt-4o via API",
+            "--payload",
+            r#"{"prompt":"secret plan","response_hash":"ab12","call_id":"c-1"}"#,
+        ],
+    ));
+    assert!(out.contains("unilateral"), "{out}");
+    let log = ok(&env.run("a", &["log", "--json"]));
+    assert!(log.contains("a2a.external"), "{log}");
+    assert!(
+        !log.contains("secret plan"),
+        "raw content must not enter the chain: {log}"
+    );
+    assert!(log.contains("\"response_hash\":\"ab12\"") && log.contains("\"call_id\":\"c-1\""));
+    assert!(log.contains("\"external\":true") && log.contains("\"unilateral\":true"));
+    fails(
+        &env.run("a", &["external", "x", "--payload", "[1]"]),
+        3,
+        "object",
+    );
+    let ea = env.export("a");
+    assert!(ok(&audit(&env, &[&ea], &[])).contains("audit clean"));
+}

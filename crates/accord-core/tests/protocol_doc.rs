@@ -25,14 +25,18 @@
 use std::collections::BTreeMap;
 
 use accord_core::archive::{self, ArchiveVerifier};
+use accord_core::audit::{self, ChainReader, TrustComponents};
 use accord_core::export::{ExportVerifier, Seal};
+use accord_core::handoff::{self, Expectation, LastAccepted, Receipt};
 use accord_core::keyfile::{self, KdfParams};
 use accord_core::merkle::{self, leaf_hash, root_of};
 use accord_core::note::{self, Checkpoint, Note, verifier_key};
 use accord_core::proof::{self, Verified};
+use accord_core::session::{self, Descriptor, ProposalParams, Role};
+use accord_core::signed::{self, SignedObject};
 use accord_core::{
-    Event, Hash32, Keypair, Map, Signature, SignatureMode, SignedEvent, Timestamp, Uuid, Value,
-    chain, event, export, identity, jcs,
+    AgentId, Event, Hash32, Keypair, Map, Signature, SignatureMode, SignedEvent, Timestamp, Uuid,
+    Value, chain, event, export, identity, jcs,
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -46,6 +50,10 @@ const MARK: &str = "accord-example:";
 const SEED: [u8; 32] = [1; 32];
 /// The example witness's seed (`accord cosign` examples). Public test data.
 const WITNESS_SEED: [u8; 32] = [2; 32];
+/// The example session peer's seed (sections 15 and 16). Public test data.
+const PEER_SEED: [u8; 32] = [3; 32];
+/// The example handoff payload (section 16).
+const HANDOFF_PAYLOAD: &[u8] = b"Q3 risk report: liquidity, FX exposure, vendor concentration.\n";
 /// POSIX time of the example cosignature (2026-11-24T10:16:00Z).
 const COSIGNED_AT: u64 = 1_795_515_360;
 /// Passphrase of the encrypted key file example.
@@ -94,6 +102,320 @@ struct Examples {
     cosigned: Note,
     /// `accord-archive/1` of the example export, certified with the checkpoint.
     archive: Vec<u8>,
+    /// The session and handoff examples (PROTOCOL.md 15 and 16).
+    sessions: Sessions,
+}
+
+/// A session between the example agent (initiator, "planner") and the
+/// peer (responder, "executor"), one interaction and one handoff, with both
+/// chains as exports.
+struct Sessions {
+    peer: Keypair,
+    proposal: SignedObject,
+    response: SignedObject,
+    confirm: SignedObject,
+    data_given: Map<String, Value>,
+    data: Map<String, Value>,
+    descriptor: Descriptor,
+    request: SignedObject,
+    countersign: SignedObject,
+    /// The initiator's interaction event.
+    initiator_event: SignedEvent,
+    receipt: SignedObject,
+    /// The planner's export: the events of 3.4/3.5, then the session and
+    /// the handoff, and a seal.
+    initiator_export: Vec<u8>,
+    /// The executor's export.
+    responder_export: Vec<u8>,
+}
+
+/// Appends a non-genesis event to `chain`.
+fn append(
+    chain: &mut Vec<SignedEvent>,
+    key: &Keypair,
+    at: &str,
+    nonce_byte: u8,
+    event_type: &str,
+    payload: Map<String, Value>,
+) {
+    let prev = chain.last().expect("a chain with a genesis");
+    let ev = Event {
+        agent_id: key.agent_id().clone(),
+        seq: prev.seq() + 1,
+        timestamp: ts(at),
+        nonce: nonce(nonce_byte),
+        event_type: event_type.to_owned(),
+        payload,
+        prev_hash: prev.hash(),
+        public_key: None,
+    }
+    .sign(key)
+    .expect("example event");
+    chain.push(ev);
+}
+
+/// An export file of `chain`, sealed at `at`.
+fn export_of(chain: &[SignedEvent], key: &Keypair, at: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for ev in chain {
+        out.extend_from_slice(ev.canonical());
+        out.push(b'\n');
+    }
+    let seal = Seal {
+        agent_id: key.agent_id().clone(),
+        count: chain.len() as u64,
+        head_hash: chain.last().expect("events").hash(),
+        exported_at: ts(at),
+    };
+    out.extend_from_slice(&seal.sign(key));
+    out.push(b'\n');
+    out
+}
+
+/// Builds the session examples through the public API, the way
+/// `accord_store::participant` runs them, with fixed keys, times and nonces.
+fn build_sessions(key: &Keypair, planner: Vec<SignedEvent>) -> Sessions {
+    const SKEW: i64 = session::DEFAULT_MAX_SKEW_MICROS;
+    let peer = Keypair::from_seed(&PEER_SEED).expect("peer seed");
+    let (me, them) = (key.agent_id().clone(), peer.agent_id().clone());
+    let session_id = nonce(0x55);
+    let participants = [me.clone(), them.clone()];
+
+    // Handshake.
+    let proposal = session::propose(
+        key,
+        &ProposalParams {
+            session_id,
+            to: &them,
+            participants: &participants,
+            capabilities: &["delegate".into(), "review".into()],
+            nonce: nonce(0x66),
+            timestamp: ts("2026-11-24T10:20:00.000000Z"),
+        },
+    );
+    let checked = session::check_proposal(
+        proposal.canonical(),
+        &them,
+        &ts("2026-11-24T10:20:00.100000Z"),
+        SKEW,
+    )
+    .expect("proposal");
+    let response = session::respond(
+        &peer,
+        &checked,
+        &["review".into(), "execute".into()],
+        &ts("2026-11-24T10:20:00.100000Z"),
+    );
+    let resp = session::check_response(
+        response.canonical(),
+        &proposal,
+        &ts("2026-11-24T10:20:00.150000Z"),
+        SKEW,
+    )
+    .expect("response");
+    let confirm = session::confirm(key, &resp, &ts("2026-11-24T10:20:00.150000Z"));
+    session::check_confirm(
+        confirm.canonical(),
+        &checked,
+        &response,
+        &ts("2026-11-24T10:20:00.200000Z"),
+        SKEW,
+    )
+    .expect("confirm");
+
+    let start = object(&format!(
+        r#"{{"participants":["{me}","{them}"],"session_id":"{session_id}"}}"#
+    ));
+    let mut planner = planner;
+    append(
+        &mut planner,
+        key,
+        "2026-11-24T10:20:00.000000Z",
+        0x31,
+        session::SESSION_START_EVENT,
+        start.clone(),
+    );
+    append(
+        &mut planner,
+        key,
+        "2026-11-24T10:20:00.150000Z",
+        0x32,
+        session::HANDSHAKE_EVENT,
+        session::handshake_payload(
+            Role::Initiator,
+            peer.public(),
+            &proposal,
+            &response,
+            None,
+            &resp.capabilities,
+        ),
+    );
+    let mut executor = vec![
+        Event::genesis(
+            peer.public(),
+            ts("2026-11-24T10:19:00.000000Z"),
+            nonce(0x40),
+            object(r#"{"name":"executor"}"#),
+        )
+        .sign(&peer)
+        .expect("peer genesis"),
+    ];
+    append(
+        &mut executor,
+        &peer,
+        "2026-11-24T10:20:00.200000Z",
+        0x41,
+        session::SESSION_START_EVENT,
+        start,
+    );
+    append(
+        &mut executor,
+        &peer,
+        "2026-11-24T10:20:00.200000Z",
+        0x42,
+        session::HANDSHAKE_EVENT,
+        session::handshake_payload(
+            Role::Responder,
+            key.public(),
+            &proposal,
+            &response,
+            Some(&confirm),
+            &resp.capabilities,
+        ),
+    );
+
+    // One co-signed interaction, planner -> executor.
+    let data_given = object(r#"{"task":"analyse Q3","task_id":"T-1","pages":12}"#);
+    let data = session::auto_hash(data_given.clone());
+    let descriptor = Descriptor {
+        session_id,
+        initiator: me.clone(),
+        responder: them.clone(),
+        event_type: "task.delegation".into(),
+        payload_hash: session::payload_hash(&data),
+        order: 1,
+    };
+    let request = descriptor.request(key, &ts("2026-11-24T10:20:01.000000Z"));
+    let checked = session::check_request(
+        request.canonical(),
+        &data,
+        &them,
+        key.public(),
+        1,
+        &ts("2026-11-24T10:20:01.050000Z"),
+        SKEW,
+    )
+    .expect("request");
+    append(
+        &mut executor,
+        &peer,
+        "2026-11-24T10:20:01.050000Z",
+        0x43,
+        "task.delegation",
+        session::interaction_payload(Role::Responder, &descriptor, &request, None, data.clone()),
+    );
+    let recorded = executor.last().expect("event");
+    let countersign = session::countersign(
+        &peer,
+        &checked,
+        recorded.seq(),
+        &recorded.hash(),
+        &ts("2026-11-24T10:20:01.050000Z"),
+    );
+    session::check_countersign(
+        countersign.canonical(),
+        &request,
+        &descriptor,
+        peer.public(),
+    )
+    .expect("countersign");
+    append(
+        &mut planner,
+        key,
+        "2026-11-24T10:20:01.100000Z",
+        0x33,
+        "task.delegation",
+        session::interaction_payload(
+            Role::Initiator,
+            &descriptor,
+            &request,
+            Some(&countersign),
+            data.clone(),
+        ),
+    );
+    let initiator_event = planner.last().expect("event").clone();
+
+    // One handoff, planner -> executor.
+    let receipt = Receipt {
+        handoff_id: nonce(0x77),
+        parent_task_id: Some("T-1".into()),
+        receiver: them.clone(),
+        payload_sha256: Hash32::of(HANDOFF_PAYLOAD),
+        payload_size: HANDOFF_PAYLOAD.len() as u64,
+        seq: 1,
+        timestamp: ts("2026-11-24T10:25:00.000000Z"),
+        prev_receipt_hash: Hash32::ZERO,
+    }
+    .sign(key);
+    let handoff_payload = |peer_member: &str, peer_id: &AgentId, sent: bool| {
+        let mut p = Map::new();
+        p.insert("handoff_id".into(), nonce(0x77).to_string().into());
+        if sent {
+            p.insert("parent_task_id".into(), "T-1".into());
+        }
+        p.insert(
+            "payload_sha256".into(),
+            Hash32::of(HANDOFF_PAYLOAD).to_hex().into(),
+        );
+        p.insert("payload_size".into(), (HANDOFF_PAYLOAD.len() as u64).into());
+        p.insert("receipt".into(), receipt.to_value());
+        p.insert("receipt_hash".into(), receipt.hash().to_hex().into());
+        p.insert(peer_member.into(), peer_id.as_str().into());
+        p.insert("seq".into(), 1.into());
+        p
+    };
+    append(
+        &mut planner,
+        key,
+        "2026-11-24T10:25:00.000000Z",
+        0x34,
+        handoff::SENT_EVENT,
+        handoff_payload("receiver", &them, true),
+    );
+    append(
+        &mut executor,
+        &peer,
+        "2026-11-24T10:25:02.000000Z",
+        0x44,
+        handoff::ACCEPTED_EVENT,
+        handoff_payload("sender", &me, false),
+    );
+    Sessions {
+        initiator_export: export_of(&planner, key, "2026-11-24T10:30:00.000000Z"),
+        responder_export: export_of(&executor, &peer, "2026-11-24T10:30:00.000000Z"),
+        peer,
+        proposal,
+        response,
+        confirm,
+        data_given,
+        data,
+        descriptor,
+        request,
+        countersign,
+        initiator_event,
+        receipt,
+    }
+}
+
+/// The example trust components (PROTOCOL.md 17.3).
+fn example_trust() -> TrustComponents {
+    TrustComponents {
+        integrity: 1.0,
+        cosignature: Some(0.75),
+        handoffs: None,
+        age: 0.5,
+        activity: 0.25,
+    }
 }
 
 /// Builds every example deterministically through the public API.
@@ -202,6 +524,7 @@ fn build() -> Examples {
     );
     archive.extend_from_slice(&certification);
     archive.push(b'\n');
+    let sessions = build_sessions(&key, vec![genesis.clone(), second.clone()]);
     Examples {
         key,
         genesis,
@@ -217,6 +540,7 @@ fn build() -> Examples {
         witness,
         cosigned,
         archive,
+        sessions,
     }
 }
 
@@ -321,7 +645,7 @@ fn expected_blocks(x: &Examples) -> BTreeMap<&'static str, String> {
     m.insert(
         "limits",
         format!(
-            "MAX_EVENT_BYTES      {}\nMAX_TYPE_LEN         {}\nMAX_SAFE_INTEGER     {}\nAGENT_ID_LEN         {}\nBATCH_SIZE           {}\nMAX_KEY_FILE_BYTES   {}\nKDF DEFAULT          m_cost_kib={} t_cost={} p_cost={}\nMAX_NOTE_BYTES       {}\nMAX_SIGNATURES       {}\nMAX_PROOF_BYTES      {}\n",
+            "MAX_EVENT_BYTES      {}\nMAX_TYPE_LEN         {}\nMAX_SAFE_INTEGER     {}\nAGENT_ID_LEN         {}\nBATCH_SIZE           {}\nMAX_KEY_FILE_BYTES   {}\nKDF DEFAULT          m_cost_kib={} t_cost={} p_cost={}\nMAX_NOTE_BYTES       {}\nMAX_SIGNATURES       {}\nMAX_PROOF_BYTES      {}\nMAX_SIGNED_BYTES     {}\nSESSION MAX SKEW     {} s\nHANDOFF WINDOW       {} s\nHANDOFF FUTURE SKEW  {} s\n",
             event::MAX_EVENT_BYTES,
             event::MAX_TYPE_LEN,
             jcs::MAX_SAFE_INTEGER,
@@ -334,12 +658,16 @@ fn expected_blocks(x: &Examples) -> BTreeMap<&'static str, String> {
             note::MAX_NOTE_BYTES,
             note::MAX_SIGNATURES,
             proof::MAX_PROOF_BYTES,
+            signed::MAX_SIGNED_BYTES,
+            session::DEFAULT_MAX_SKEW_MICROS / 1_000_000,
+            handoff::DEFAULT_WINDOW_MICROS / 1_000_000,
+            handoff::FUTURE_SKEW_MICROS / 1_000_000,
         ),
     );
     m.insert(
         "formats",
         format!(
-            "event              {}\ngenesis            {}\nseal               {}\nkey file           {}\ninclusion proof    {}\nconsistency proof  {}\narchive header     {}\ncertification      {}\n",
+            "event              {}\ngenesis            {}\nseal               {}\nkey file           {}\ninclusion proof    {}\nconsistency proof  {}\narchive header     {}\ncertification      {}\nhandshake proposal {}\nhandshake response {}\nhandshake confirm  {}\ninteraction        {}\ncountersignature   {}\nsession end        {}\nhandoff receipt    {}\n",
             event::EVENT_FORMAT,
             event::GENESIS_TYPE,
             export::SEAL_FORMAT,
@@ -348,9 +676,100 @@ fn expected_blocks(x: &Examples) -> BTreeMap<&'static str, String> {
             proof::CONSISTENCY_FORMAT,
             archive::ARCHIVE_FORMAT,
             archive::CERTIFICATION_FORMAT,
+            session::PROPOSAL,
+            session::RESPONSE,
+            session::CONFIRM,
+            session::INTERACTION,
+            session::COUNTERSIGN,
+            session::END,
+            handoff::RECEIPT,
         ),
     );
+    session_blocks(&x.sessions, &mut m);
     m
+}
+
+/// Canonical JSON text of an object.
+fn json_text(m: &Map<String, Value>) -> String {
+    text(&jcs::to_vec(&Value::Object(m.clone()))).to_owned()
+}
+
+/// The blocks of PROTOCOL.md 15-17.
+fn session_blocks(s: &Sessions, m: &mut BTreeMap<&'static str, String>) {
+    let line = |o: &SignedObject| format!("{}\n", text(o.canonical()));
+    m.insert(
+        "peer-identity",
+        format!(
+            "seed (hex)   {}\npublic_key   {}\nagent_id     {}\n",
+            hex::encode(PEER_SEED),
+            s.peer.public().to_b64(),
+            s.peer.agent_id(),
+        ),
+    );
+    m.insert("handshake-proposal", line(&s.proposal));
+    m.insert("handshake-response", line(&s.response));
+    m.insert("handshake-confirm", line(&s.confirm));
+    m.insert(
+        "handshake-hashes",
+        format!(
+            "proposal_hash  {}\nresponse_hash  {}\n",
+            s.proposal.hash(),
+            s.response.hash()
+        ),
+    );
+    m.insert(
+        "interaction-data",
+        format!(
+            "given         {}\nrecorded      {}\npayload_hash  {}\n",
+            json_text(&s.data_given),
+            json_text(&s.data),
+            session::payload_hash(&s.data),
+        ),
+    );
+    let mut descriptor = s.request.members().clone();
+    descriptor.remove("timestamp");
+    m.insert(
+        "interaction-descriptor",
+        format!("{}\n", json_text(&descriptor)),
+    );
+    m.insert(
+        "interaction-hashes",
+        format!(
+            "interaction_hash  {}\nrequest_hash      {}\n",
+            s.descriptor.hash(),
+            s.request.hash()
+        ),
+    );
+    m.insert("interaction-request", line(&s.request));
+    m.insert("countersign", line(&s.countersign));
+    m.insert(
+        "interaction-payload",
+        format!("{}\n", json_text(&s.initiator_event.event().payload)),
+    );
+    m.insert("receipt", line(&s.receipt));
+    m.insert(
+        "receipt-hashes",
+        format!(
+            "payload_sha256  {}\npayload_size    {}\nreceipt_hash    {}\n",
+            Hash32::of(HANDOFF_PAYLOAD),
+            HANDOFF_PAYLOAD.len(),
+            s.receipt.hash()
+        ),
+    );
+    let t = example_trust();
+    let show = |c: Option<f64>| c.map_or_else(|| "n/a".to_owned(), |v| v.to_string());
+    m.insert(
+        "trust",
+        format!(
+            "integrity    {}\ncosignature  {}\nhandoffs     {}\nage          {}\nactivity     {}\nscore        {}\n",
+            t.integrity,
+            show(t.cosignature),
+            show(t.handoffs),
+            t.age,
+            t.activity,
+            t.score(),
+        ),
+    );
 }
 
 /// Extracts the checked blocks of a Markdown document (see the module docs).
@@ -849,6 +1268,281 @@ fn documented_archive_follows_the_documented_rules() {
         verify(&format!("{archive}{{}}\n"), SignatureMode::Strict),
         Err(archive::ArchiveError::Trailing(6))
     );
+}
+
+/// Parses a documented signed object, checks that it is canonical and that
+/// its signature verifies (with `ed25519-dalek` directly) over the JCS of
+/// its other members under `raw_key`; returns its members.
+fn check_signed_block(block: &str, raw_key: &[u8; 32]) -> Map<String, Value> {
+    let line = block.strip_suffix('\n').expect("one line");
+    let Value::Object(mut m) = jcs::parse(line.as_bytes()).unwrap() else {
+        panic!("not an object: {line}")
+    };
+    assert_eq!(jcs::to_vec(&Value::Object(m.clone())), line.as_bytes());
+    let Some(Value::String(sig)) = m.remove("signature") else {
+        panic!("no signature: {line}")
+    };
+    let sig: [u8; 64] = URL_SAFE_NO_PAD.decode(sig).unwrap().try_into().unwrap();
+    VerifyingKey::from_bytes(raw_key)
+        .unwrap()
+        .verify_strict(
+            &jcs::to_vec(&Value::Object(m.clone())),
+            &Signature::from_bytes(&sig),
+        )
+        .unwrap_or_else(|e| panic!("{line}: {e}"));
+    m
+}
+
+fn sha_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Re-derives the documented handshake (PROTOCOL.md 15.2) with `sha2` and
+/// `ed25519-dalek`, then runs the documented checks through the API.
+#[test]
+fn documented_handshake_follows_the_documented_rules() {
+    let blocks = extract_blocks(&read_doc());
+    let (i, r) = (
+        Keypair::from_seed(&SEED).unwrap(),
+        Keypair::from_seed(&PEER_SEED).unwrap(),
+    );
+    let peer = doc_block(&blocks, "peer-identity");
+    assert_eq!(field(peer, "agent_id"), r.agent_id().as_str());
+    assert_eq!(field(peer, "public_key"), r.public().to_b64());
+    let p_text = doc_block(&blocks, "handshake-proposal");
+    let r_text = doc_block(&blocks, "handshake-response");
+    let c_text = doc_block(&blocks, "handshake-confirm");
+    let p = check_signed_block(p_text, &i.public().to_bytes());
+    let resp = check_signed_block(r_text, &r.public().to_bytes());
+    let c = check_signed_block(c_text, &i.public().to_bytes());
+    let hashes = doc_block(&blocks, "handshake-hashes");
+    let p_hash = sha_hex(p_text.trim_end().as_bytes());
+    let r_hash = sha_hex(r_text.trim_end().as_bytes());
+    assert_eq!(field(hashes, "proposal_hash"), p_hash);
+    assert_eq!(field(hashes, "response_hash"), r_hash);
+    assert_eq!(resp["proposal_hash"], Value::from(p_hash));
+    assert_eq!(c["response_hash"], Value::from(r_hash));
+    assert_eq!(resp["nonce"], p["nonce"]);
+    assert_eq!(resp["session_id"], p["session_id"]);
+    assert_eq!(c["session_id"], p["session_id"]);
+    assert_eq!(p["to"], resp["from"]);
+    assert_eq!(resp["to"], p["from"]);
+    assert_eq!(c["to"], resp["from"]);
+    assert_eq!(resp["capabilities"], Value::from(vec!["review"]));
+
+    // Through the API: accepted at the documented times, refused one
+    // second outside the window, or by anyone it is not addressed to.
+    let skew = session::DEFAULT_MAX_SKEW_MICROS;
+    let at = |m: &Map<String, Value>, d: i64| {
+        let t = ts(m["timestamp"].as_str().unwrap());
+        Timestamp::from_unix_micros(t.unix_micros() + d).unwrap()
+    };
+    let checked = session::check_proposal(
+        p_text.trim_end().as_bytes(),
+        r.agent_id(),
+        &at(&p, skew),
+        skew,
+    )
+    .expect("proposal");
+    assert!(matches!(
+        session::check_proposal(
+            p_text.trim_end().as_bytes(),
+            r.agent_id(),
+            &at(&p, skew + 1_000_000),
+            skew
+        ),
+        Err(session::SessionError::Stale { .. })
+    ));
+    assert!(matches!(
+        session::check_proposal(p_text.trim_end().as_bytes(), i.agent_id(), &at(&p, 0), skew),
+        Err(session::SessionError::NotForMe { .. })
+    ));
+    let proposal = SignedObject::parse(p_text.trim_end().as_bytes(), session::PROPOSAL).unwrap();
+    session::check_response(r_text.trim_end().as_bytes(), &proposal, &at(&resp, 0), skew)
+        .expect("response");
+    let response = SignedObject::parse(r_text.trim_end().as_bytes(), session::RESPONSE).unwrap();
+    session::check_confirm(
+        c_text.trim_end().as_bytes(),
+        &checked,
+        &response,
+        &at(&c, 0),
+        skew,
+    )
+    .expect("confirm");
+}
+
+/// Re-derives the documented interaction (PROTOCOL.md 15.4): auto-hashing,
+/// payload_hash, descriptor, interaction_hash, request and countersignature.
+#[test]
+fn documented_interaction_follows_the_documented_rules() {
+    let blocks = extract_blocks(&read_doc());
+    let (i, r) = (
+        Keypair::from_seed(&SEED).unwrap(),
+        Keypair::from_seed(&PEER_SEED).unwrap(),
+    );
+    let data = doc_block(&blocks, "interaction-data");
+    let Value::Object(given) = jcs::parse(field(data, "given").as_bytes()).unwrap() else {
+        panic!("given")
+    };
+    let recorded = field(data, "recorded");
+    // Members ending in _hash or _id are kept; every other value becomes the
+    // hex SHA-256 of its UTF-8 text (strings) or of its canonical JSON.
+    for (k, v) in &given {
+        let Value::Object(rec) = jcs::parse(recorded.as_bytes()).unwrap() else {
+            panic!("recorded")
+        };
+        let want = if k.ends_with("_id") || k.ends_with("_hash") {
+            v.clone()
+        } else if let Value::String(s) = v {
+            Value::from(sha_hex(s.as_bytes()))
+        } else {
+            Value::from(sha_hex(&jcs::to_vec(v)))
+        };
+        assert_eq!(rec[k], want, "member {k}");
+    }
+    assert_eq!(field(data, "payload_hash"), sha_hex(recorded.as_bytes()));
+
+    let descriptor = doc_block(&blocks, "interaction-descriptor").trim_end();
+    let Value::Object(d) = jcs::parse(descriptor.as_bytes()).unwrap() else {
+        panic!("descriptor")
+    };
+    assert_eq!(
+        jcs::to_vec(&Value::Object(d.clone())),
+        descriptor.as_bytes()
+    );
+    assert_eq!(d.len(), 7);
+    assert_eq!(d["payload_hash"], Value::from(field(data, "payload_hash")));
+    let hashes = doc_block(&blocks, "interaction-hashes");
+    let ih = sha_hex(descriptor.as_bytes());
+    assert_eq!(field(hashes, "interaction_hash"), ih);
+
+    // The request is the descriptor plus a timestamp, signed by the initiator.
+    let req_text = doc_block(&blocks, "interaction-request");
+    let mut req = check_signed_block(req_text, &i.public().to_bytes());
+    assert!(req.remove("timestamp").is_some());
+    assert_eq!(req, d);
+    let rh = sha_hex(req_text.trim_end().as_bytes());
+    assert_eq!(field(hashes, "request_hash"), rh);
+
+    // The countersignature names both hashes, signed by the responder.
+    let cs_text = doc_block(&blocks, "countersign");
+    let cs = check_signed_block(cs_text, &r.public().to_bytes());
+    assert_eq!(cs["interaction_hash"], Value::from(ih.clone()));
+    assert_eq!(cs["request_hash"], Value::from(rh));
+    assert_eq!(cs["initiator"], d["initiator"]);
+    assert_eq!(cs["responder"], d["responder"]);
+
+    // The initiator's event payload carries data, request and countersign.
+    let Value::Object(payload) = jcs::parse(
+        doc_block(&blocks, "interaction-payload")
+            .trim_end()
+            .as_bytes(),
+    )
+    .unwrap() else {
+        panic!("payload")
+    };
+    assert_eq!(payload["data"].to_string(), recorded);
+    let inter = payload["interaction"].as_object().unwrap();
+    assert_eq!(inter["interaction_hash"], Value::from(ih));
+    assert_eq!(inter["role"], Value::from("initiator"));
+    assert_eq!(inter["peer"], d["responder"]);
+    assert_eq!(inter["request"].to_string(), req_text.trim_end());
+    assert_eq!(inter["countersign"].to_string(), cs_text.trim_end());
+    assert_eq!(
+        inter["peer_signature"],
+        jcs::parse(cs_text.trim_end().as_bytes()).unwrap()["signature"]
+    );
+}
+
+/// Re-derives the documented receipt (PROTOCOL.md 16) and runs the
+/// receiver's checks on it.
+#[test]
+fn documented_receipt_follows_the_documented_rules() {
+    let blocks = extract_blocks(&read_doc());
+    let (s, r) = (
+        Keypair::from_seed(&SEED).unwrap(),
+        Keypair::from_seed(&PEER_SEED).unwrap(),
+    );
+    let text = doc_block(&blocks, "receipt");
+    let m = check_signed_block(text, &s.public().to_bytes());
+    let hashes = doc_block(&blocks, "receipt-hashes");
+    assert_eq!(field(hashes, "payload_sha256"), sha_hex(HANDOFF_PAYLOAD));
+    assert_eq!(m["payload_sha256"], Value::from(sha_hex(HANDOFF_PAYLOAD)));
+    assert_eq!(m["payload_size"], Value::from(HANDOFF_PAYLOAD.len()));
+    assert_eq!(
+        field(hashes, "receipt_hash"),
+        sha_hex(text.trim_end().as_bytes())
+    );
+    assert_eq!(m["prev_receipt_hash"], Value::from("0".repeat(64)));
+    assert_eq!(m["seq"], Value::from(1));
+
+    let at = ts(m["timestamp"].as_str().unwrap()).unix_micros();
+    let now = Timestamp::from_unix_micros(at + 60_000_000).unwrap();
+    let exp = |last: Option<LastAccepted>, payload: &[u8]| Expectation {
+        me: r.agent_id(),
+        sender: Some(s.agent_id()),
+        payload: (Hash32::of(payload), payload.len() as u64),
+        now: &now,
+        window_micros: handoff::DEFAULT_WINDOW_MICROS,
+        last,
+    };
+    let (obj, sender) = handoff::sender_of(text.trim_end().as_bytes()).unwrap();
+    assert_eq!(&sender, s.agent_id());
+    let ok = handoff::verify(obj.clone(), &exp(None, HANDOFF_PAYLOAD)).expect("accepted");
+    assert_eq!(ok.warning, None);
+    assert!(matches!(
+        handoff::verify(obj.clone(), &exp(None, b"another payload")),
+        Err(handoff::HandoffError::PayloadMismatch { .. })
+    ));
+    let last = LastAccepted {
+        seq: 1,
+        hash: obj.hash(),
+    };
+    assert!(matches!(
+        handoff::verify(obj, &exp(Some(last), HANDOFF_PAYLOAD)),
+        Err(handoff::HandoffError::Replay { .. })
+    ));
+}
+
+/// The two example chains (the planner's and the executor's, with the
+/// documented session and handoff in them) verify and audit clean; the
+/// documented trust score follows the documented formula.
+#[test]
+fn documented_session_chains_audit_clean() {
+    let x = build();
+    let read = |label: &str, bytes: &[u8]| {
+        let mut r = ChainReader::new(label);
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            r.push_line(line);
+        }
+        r.finish()
+    };
+    let planner = read("planner.jsonl", &x.sessions.initiator_export);
+    let executor = read("executor.jsonl", &x.sessions.responder_export);
+    let report = audit::audit(&[planner.clone(), executor]);
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert!(report.clean());
+    // One handshake and one interaction, matched from both sides.
+    assert_eq!(report.matched, 4);
+    for t in &report.trust {
+        assert_eq!(t.components.cosignature, Some(1.0));
+    }
+    // The planner's chain alone: its records have no peer chain to match.
+    let alone = audit::audit(&[planner]);
+    assert!(alone.clean());
+    assert_eq!(alone.matched, 0);
+    assert!(alone.findings.iter().all(|f| f.kind == "peer_chain_absent"));
+    assert_eq!(alone.findings.len(), 2);
+
+    // score = integrity × Σ wᵢcᵢ / Σ wᵢ over the components with data.
+    let blocks = extract_blocks(&read_doc());
+    let t = doc_block(&blocks, "trust");
+    let num: f64 = 0.4 * 0.75 + 0.15 * 0.5 + 0.15 * 0.25;
+    let den: f64 = 0.4 + 0.15 + 0.15;
+    assert_eq!(field(t, "handoffs"), "n/a");
+    let score: f64 = field(t, "score").parse().unwrap();
+    assert!((score - num / den).abs() < 1e-12);
+    assert_eq!(score, example_trust().score());
 }
 
 /// Prints every checked block in Markdown, ready to paste into the document.

@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use accord_core::{AgentId, Map, Uuid, Value, event};
-use accord_store::Home;
 use accord_store::participant::{MAX_WIRE_BYTES, Participant, ParticipantError, Wire};
+use accord_store::{EventStore, Home};
 
 use crate::exit::{CliError, Code};
 use crate::input::{LineError, Lines};
@@ -23,6 +23,7 @@ impl From<ParticipantError> for CliError {
     fn from(e: ParticipantError) -> Self {
         match e {
             ParticipantError::Home(h) => h.into(),
+            ParticipantError::Input(m) => CliError::input(m),
             other => CliError::new(Code::VerifyFailed, other.to_string()),
         }
     }
@@ -275,15 +276,54 @@ pub fn stamp(
     let peer = parse_peer(peer).map_err(CliError::input)?;
     let data = payload_arg(payload)?;
     let mut me = Participant::new(open_agent(home)?, Vec::new());
-    let request = me.request(sid, &peer.id, event_type, data, raw)?;
+    let fresh = me.request(sid, &peer.id, event_type, data, raw)?;
+    // The request is kept until its countersignature is recorded: if the
+    // answer is lost after the peer recorded it, running the same stamp
+    // again resends the same request and the peer countersigns it again.
+    let me_id = me.id().clone();
+    let pending_key = format!("session/{sid}/pending/{}", peer.id);
+    let kept = me.agent().store().state(&me_id, &pending_key)?;
+    let request = match kept.map(|line| Wire::parse(&line)) {
+        Some(Ok(old)) => {
+            if !same_interaction(&old, &fresh) {
+                return Err(CliError::input(format!(
+                    "an earlier request to {} in this session was never answered; run that stamp again (same --type and --payload) to complete it first",
+                    peer.id
+                )));
+            }
+            old
+        }
+        _ => {
+            me.agent_mut()
+                .store_mut()
+                .put_state(&me_id, &pending_key, Some(&fresh.to_line()))?;
+            fresh
+        }
+    };
     let mut conn = Conn::open(&peer.addr)?;
-    let Wire::Countersign(cs) = conn.call(&request)? else {
+    let reply = match conn.call(&request) {
+        Ok(r) => r,
+        Err(e) => {
+            // A refusal is final for this request: forget it so the next
+            // stamp starts afresh. A transport failure keeps it for a retry.
+            if e.code == Code::VerifyFailed {
+                me.agent_mut()
+                    .store_mut()
+                    .put_state(&me_id, &pending_key, None)?;
+            }
+            return Err(e);
+        }
+    };
+    let Wire::Countersign(cs) = reply else {
         return Err(CliError::new(
             Code::VerifyFailed,
             "peer did not countersign",
         ));
     };
     let stamped = me.on_countersign(&request, &cs)?;
+    me.agent_mut()
+        .store_mut()
+        .put_state(&me_id, &pending_key, None)?;
     if json {
         println!(
             "{}",
@@ -304,6 +344,26 @@ pub fn stamp(
         );
     }
     Ok(())
+}
+
+/// Whether two requests describe the same interaction (all but the time).
+fn same_interaction(a: &Wire, b: &Wire) -> bool {
+    match (a, b) {
+        (
+            Wire::Interaction {
+                request: ra,
+                data: da,
+            },
+            Wire::Interaction {
+                request: rb,
+                data: db,
+            },
+        ) => {
+            let d = |r| accord_core::session::Descriptor::of_request(r).ok();
+            da == db && d(ra).is_some() && d(ra) == d(rb)
+        }
+        _ => false,
+    }
 }
 
 /// `accord session end`: records the end here and tells each peer.

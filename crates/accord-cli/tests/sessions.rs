@@ -499,10 +499,30 @@ fn handoff_verify_before_act_and_quarantine() {
     let out = ok(&audit(&env, &[&es, &er], &[]));
     // r2 was never accepted (the receiver skipped to r3): a warning, not an error.
     assert!(out.contains("handoff_not_accepted"), "{out}");
-    let t = json(&env.run("x", &["trust", "--json", er.to_str().unwrap()]));
-    let h = t["agents"][0]["components"]["handoffs"].as_f64().unwrap();
-    // 2 accepted, 4 quarantined (payload, sender, forgery, replay).
+    let t = json(&env.run(
+        "x",
+        &[
+            "trust",
+            "--json",
+            es.to_str().unwrap(),
+            er.to_str().unwrap(),
+        ],
+    ));
+    let of = |id: &str| {
+        t["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    // The sender answers for its receipts: 2 accepted, 4 validly signed
+    // ones quarantined (wrong payload, wrong receiver, unexpected sender,
+    // replay); the forged one, whose signature fails, does not count.
+    let h = of(&s)["components"]["handoffs"].as_f64().unwrap();
     assert!((h - 2.0 / 6.0).abs() < 1e-9, "{t:#}");
+    assert!(of(&r)["components"]["handoffs"].is_null(), "{t:#}");
 }
 
 /// A payload far larger than memory bound is hashed as a stream: the

@@ -93,7 +93,8 @@ pub struct ChainRecord {
     handshakes: Vec<Handshake>,
     sent: Vec<(u64, Hash32, AgentId)>,
     accepted: Vec<(u64, Hash32, AgentId)>,
-    quarantined: u64,
+    /// Senders of validly signed receipts this agent quarantined.
+    quarantined: Vec<AgentId>,
     external: u64,
 }
 
@@ -136,7 +137,7 @@ impl ChainReader {
                 handshakes: Vec::new(),
                 sent: Vec::new(),
                 accepted: Vec::new(),
-                quarantined: 0,
+                quarantined: Vec::new(),
                 external: 0,
             },
             failed: false,
@@ -210,7 +211,17 @@ impl ChainReader {
                     list.push((e.seq, hash, peer));
                 }
             }
-            handoff::QUARANTINED_EVENT => self.rec.quarantined += 1,
+            handoff::QUARANTINED_EVENT => {
+                let signed = p.get("signature_valid").and_then(Value::as_bool) == Some(true);
+                if let Some(sender) = p
+                    .get("sender")
+                    .and_then(Value::as_str)
+                    .and_then(|s| AgentId::parse(s).ok())
+                    .filter(|_| signed)
+                {
+                    self.rec.quarantined.push(sender);
+                }
+            }
             session::EXTERNAL_EVENT => self.rec.external += 1,
             _ => {
                 if let Some(i) = interaction_of(ev, p) {
@@ -328,7 +339,9 @@ pub struct TrustComponents {
     /// Co-signed records matched in a supplied peer chain / co-signed
     /// records whose peer chain was supplied.
     pub cosignature: Option<f64>,
-    /// 1 − quarantined / (accepted + quarantined) handoffs.
+    /// Of the handoffs this agent sent that supplied receivers' chains
+    /// decided on: accepted / (accepted + quarantined with a valid
+    /// signature).
     pub handoffs: Option<f64>,
     /// min(1, days from genesis to last event / 30).
     pub age: f64,
@@ -503,15 +516,39 @@ pub fn audit(chains: &[ChainRecord]) -> Report {
         }
         check_handoffs(&mut ctx, rec);
     }
+    // Handoffs count for their sender, as the supplied receivers' chains
+    // record them: accepted, or quarantined with a valid signature.
+    let mut handoffs: HashMap<&AgentId, (u64, u64)> = HashMap::new();
+    for rec in agents.values() {
+        for (_, _, sender) in &rec.accepted {
+            handoffs.entry(sender).or_default().0 += 1;
+        }
+        for sender in &rec.quarantined {
+            handoffs.entry(sender).or_default().1 += 1;
+        }
+    }
+    let forked: Vec<String> = ctx
+        .findings
+        .iter()
+        .filter(|f| f.kind == "fork")
+        .filter_map(|f| f.agent_id.clone())
+        .collect();
     let trust = agents
         .iter()
         .map(|(agent, rec)| {
             let (ok, total) = coverage.get(agent).copied().unwrap_or((0, 0));
-            let decided = (rec.accepted.len() as u64) + rec.quarantined;
+            let (accepted, quarantined) = handoffs.get(agent).copied().unwrap_or((0, 0));
+            let decided = accepted + quarantined;
             let components = TrustComponents {
-                integrity: 1.0,
+                // Two signed histories of one agent: nothing it signed can
+                // be relied on.
+                integrity: if forked.iter().any(|f| f == agent.as_str()) {
+                    0.0
+                } else {
+                    1.0
+                },
                 cosignature: (total > 0).then(|| ok as f64 / total as f64),
-                handoffs: (decided > 0).then(|| 1.0 - rec.quarantined as f64 / decided as f64),
+                handoffs: (decided > 0).then(|| accepted as f64 / decided as f64),
                 age: ((rec.last_micros - rec.first_micros) as f64 / (30.0 * 86_400e6))
                     .clamp(0.0, 1.0),
                 activity: (rec.event_hashes.len() as f64 / 1000.0).min(1.0),

@@ -88,7 +88,7 @@ impl Agent {
             hash_stream(payload).map_err(|e| HomeError::Io(format!("reading the payload: {e}")))?;
         let mut receipt = None;
         let state_key = out_key(receiver);
-        let events = self.stamp_with_state(&[&state_key], &mut |key, state| {
+        let events = self.stamp_with_state(&[&state_key], &mut |key, _, state| {
             let (seq, prev) = match &state[0] {
                 Some(b) => {
                     let l = decode_last(b)?;
@@ -155,7 +155,7 @@ impl Agent {
         let keys: Vec<&str> = state_key.iter().map(String::as_str).collect();
         let mut outcome: Option<Result<Accepted, HandoffError>> = None;
         let received_at = now()?;
-        let events = self.stamp_with_state(&keys, &mut |_, state| {
+        let events = self.stamp_with_state(&keys, &mut |_, _, state| {
             let verdict = match &parsed {
                 Err(e) => Err(e.clone()),
                 Ok((obj, _)) => {
@@ -202,8 +202,14 @@ impl Agent {
                         "receipt_sha256".into(),
                         Hash32::of(receipt_text).to_hex().into(),
                     );
-                    if let Ok((_, sender)) = &parsed {
+                    if let Ok((obj, sender)) = &parsed {
                         p.insert("sender".into(), sender.as_str().into());
+                        // Only a validly signed receipt counts against its
+                        // sender (anyone can forge an unsigned claim).
+                        let signed = obj
+                            .public_key("sender_key")
+                            .is_ok_and(|k| sender.check_key(&k).is_ok() && obj.verify(&k));
+                        p.insert("signature_valid".into(), signed.into());
                     }
                     let write = SideWrite::Quarantine {
                         received_at: received_at.to_string(),

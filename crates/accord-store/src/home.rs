@@ -206,9 +206,11 @@ impl Home {
 }
 
 /// Builds the events (type, payload) of one [`Agent::stamp_with_state`] and
-/// its state writes, from the agent's key and the state values asked for.
+/// its state writes, from the agent's key, the seq the first event will
+/// get, and the state values asked for.
 pub type StampFn<'a> = dyn FnMut(
         &Keypair,
+        u64,
         &[Option<Vec<u8>>],
     ) -> Result<(Vec<(String, Map<String, Value>)>, Vec<SideWrite>), StoreError>
     + 'a;
@@ -228,6 +230,11 @@ impl Agent {
     /// The store.
     pub fn store(&self) -> &SqliteStore {
         &self.store
+    }
+
+    /// The store, to write state that is not derived from the chain.
+    pub fn store_mut(&mut self) -> &mut SqliteStore {
+        &mut self.store
     }
 
     /// Appends one event and returns it.
@@ -250,7 +257,7 @@ impl Agent {
         items: Vec<(String, Map<String, Value>)>,
     ) -> Result<Vec<SignedEvent>, HomeError> {
         let mut items = Some(items);
-        self.stamp_with_state(&[], &mut |_, _| {
+        self.stamp_with_state(&[], &mut |_, _, _| {
             let items = items
                 .take()
                 .ok_or_else(|| StoreError::Invalid("batch built twice".into()))?;
@@ -279,7 +286,7 @@ impl Agent {
                     let Some(head) = head else {
                         return Err(StoreError::Invalid("the chain has no genesis event".into()));
                     };
-                    let (items, writes) = build(key, state)?;
+                    let (items, writes) = build(key, head.seq + 1, state)?;
                     let mut out = Vec::with_capacity(items.len());
                     let (mut seq, mut prev, mut ts) = (head.seq, head.hash, head.timestamp.clone());
                     let now = now().map_err(|e| StoreError::Io(e.to_string()))?;

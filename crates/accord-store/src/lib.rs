@@ -198,6 +198,16 @@ pub trait EventStore {
         index: u64,
     ) -> Result<Option<Hash32>, StoreError>;
 
+    /// Sets (or, with `None`, removes) a state value outside any append,
+    /// for state that is not derived from the chain (e.g. a request sent
+    /// but not yet answered).
+    fn put_state(
+        &mut self,
+        agent: &AgentId,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError>;
+
     /// A state value of `agent`.
     fn state(&self, agent: &AgentId, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -41,6 +41,9 @@ pub enum ParticipantError {
     /// A message arrived that does not fit the exchange.
     #[error("unexpected message: {0}")]
     Unexpected(String),
+    /// The caller's request is invalid (e.g. an event type).
+    #[error("{0}")]
+    Input(String),
 }
 
 impl From<StoreError> for ParticipantError {
@@ -157,6 +160,11 @@ struct PeerState {
     sent: u64,
     /// Last order received from the peer.
     received: u64,
+    /// Hash of the last request accepted from the peer and the seq of the
+    /// event recorded for it: a retried request (its countersignature was
+    /// lost) gets the same countersignature again instead of a refusal.
+    #[serde(default)]
+    last_request: Option<(String, u64)>,
 }
 
 /// What a participant keeps about one session.
@@ -245,6 +253,11 @@ impl Participant {
         &self.agent
     }
 
+    /// The agent, mutably (e.g. to keep transport state in its store).
+    pub fn agent_mut(&mut self) -> &mut Agent {
+        &mut self.agent
+    }
+
     /// Gives the agent back.
     pub fn into_agent(self) -> Agent {
         self.agent
@@ -265,7 +278,7 @@ impl Participant {
         let skey = session_key(&session_id);
         let names: Vec<String> = participants.iter().map(|a| a.to_string()).collect();
         let mut fresh = false;
-        let result = self.agent.stamp_with_state(&[&skey], &mut |_, state| {
+        let result = self.agent.stamp_with_state(&[&skey], &mut |_, _, state| {
             if state[0].is_some() {
                 // Already open: nothing to record. An empty batch is refused
                 // by the store, so signal it and stop.
@@ -356,7 +369,7 @@ impl Participant {
         if let Some(k) = &seen_k {
             keys.push(k);
         }
-        self.agent.stamp_with_state(&keys, &mut |_, state| {
+        self.agent.stamp_with_state(&keys, &mut |_, _, state| {
             if state.get(2).is_some_and(Option::is_some) {
                 return Err(StoreError::Invalid(
                     "handshake proposal replayed: this agent has already completed it".into(),
@@ -378,6 +391,7 @@ impl Participant {
                     public_key: peer.to_b64(),
                     sent: 0,
                     received: 0,
+                    last_request: None,
                 },
             ));
             if let Some(k) = &seen_k {
@@ -515,8 +529,9 @@ impl Participant {
         raw: bool,
     ) -> Result<Wire, ParticipantError> {
         accord_core::event::check_type(event_type, 1)
-            .map_err(|e| ParticipantError::Unexpected(format!("event type {event_type:?}: {e}")))?;
+            .map_err(|e| ParticipantError::Input(format!("event type {event_type:?}: {e}")))?;
         let (state, _) = self.peer(&session_id, peer)?;
+        self.check_open(&session_id)?;
         let data = if raw { data } else { session::auto_hash(data) };
         let d = Descriptor {
             session_id,
@@ -536,7 +551,13 @@ impl Participant {
         data: Map<String, Value>,
     ) -> Result<Wire, ParticipantError> {
         let d = Descriptor::of_request(request)?;
-        let (_, key) = self.peer(&d.session_id, &d.initiator)?;
+        let (peer_state, key) = self.peer(&d.session_id, &d.initiator)?;
+        if let Some((hash, seq)) = &peer_state.last_request
+            && *hash == request.hash().to_hex()
+        {
+            return self.countersign_again(request, &data, &key, peer_state.received, *seq);
+        }
+        self.check_open(&d.session_id)?;
         let me = self.id().clone();
         let max_skew = self.max_skew;
         let pkey = peer_key(&d.session_id, &d.initiator);
@@ -544,11 +565,17 @@ impl Participant {
         let mut checked = None;
         let events = self
             .agent
-            .stamp_with_state(&[&pkey, &skey], &mut |_, state| {
+            .stamp_with_state(&[&pkey, &skey], &mut |_, seq, state| {
                 let mut peer: PeerState = decode(&state[0])?
                     .ok_or_else(|| StoreError::Invalid("no handshake with this peer".into()))?;
                 let mut sess: SessionState = decode(&state[1])?
                     .ok_or_else(|| StoreError::Invalid("no such session".into()))?;
+                if sess.ended {
+                    return Err(StoreError::Invalid(format!(
+                        "session {} has ended",
+                        d.session_id
+                    )));
+                }
                 let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
                 let req = match session::check_request(
                     request.canonical(),
@@ -566,6 +593,7 @@ impl Participant {
                     }
                 };
                 peer.received = req.descriptor.order;
+                peer.last_request = Some((req.message.hash().to_hex(), seq));
                 sess.interactions += 1;
                 let payload = session::interaction_payload(
                     Role::Responder,
@@ -598,6 +626,70 @@ impl Participant {
         Ok(Wire::Countersign(cs))
     }
 
+    /// Refuses new interactions in a session this agent has ended.
+    fn check_open(&self, sid: &Uuid) -> Result<(), ParticipantError> {
+        let sess: Option<SessionState> =
+            decode(&self.agent.store().state(self.id(), &session_key(sid))?)?;
+        match sess {
+            Some(s) if s.ended => Err(ParticipantError::Input(format!(
+                "session {sid} has ended; open a new session"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Answers a retried request (same bytes as the last one accepted from
+    /// this peer) with a fresh countersignature naming the event recorded
+    /// the first time; nothing new is recorded.
+    fn countersign_again(
+        &mut self,
+        request: &SignedObject,
+        data: &Map<String, Value>,
+        key: &PublicKey,
+        order: u64,
+        seq: u64,
+    ) -> Result<Wire, ParticipantError> {
+        let me = self.id().clone();
+        // Checked as the first time (signature, addressee, data); the time
+        // window is not applied again: the request was accepted in time.
+        let req = session::check_request(
+            request.canonical(),
+            data,
+            &me,
+            key,
+            order,
+            &request.timestamp("timestamp").map_err(SessionError::from)?,
+            self.max_skew,
+        )?;
+        let mut recorded = None;
+        self.agent
+            .store()
+            .scan(&me, seq, Some(seq), &mut |_, body| {
+                recorded = Some(SignedEvent::from_canonical(body)?);
+                Ok(std::ops::ControlFlow::Break(()))
+            })?;
+        let ev = recorded.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "the event seq {seq} recorded for the last request is missing"
+            ))
+        })?;
+        let names_it = ev
+            .event()
+            .payload
+            .get("interaction")
+            .and_then(|i| i.get("interaction_hash"))
+            .and_then(Value::as_str)
+            == Some(req.descriptor.hash().to_hex().as_str());
+        if !names_it {
+            return Err(StoreError::Corrupt(format!(
+                "event seq {seq} is not the interaction the last request asked for"
+            ))
+            .into());
+        }
+        let cs = session::countersign(self.agent.key(), &req, ev.seq(), &ev.hash(), &now()?);
+        Ok(Wire::Countersign(cs))
+    }
+
     /// Completes an interaction this participant requested: checks the
     /// countersignature and records the initiator's event.
     pub fn on_countersign(
@@ -619,7 +711,7 @@ impl Participant {
             session::interaction_payload(Role::Initiator, &d, request, Some(&cs), data.clone());
         let events = self
             .agent
-            .stamp_with_state(&[&pkey, &skey], &mut |_, state| {
+            .stamp_with_state(&[&pkey, &skey], &mut |_, _, state| {
                 let mut peer: PeerState = decode(&state[0])?
                     .ok_or_else(|| StoreError::Invalid("no handshake with this peer".into()))?;
                 let mut sess: SessionState = decode(&state[1])?
@@ -682,7 +774,7 @@ impl Participant {
         let skey = session_key(&sid);
         let now_ts = now()?;
         let mut already = false;
-        let result = self.agent.stamp_with_state(&[&skey], &mut |_, state| {
+        let result = self.agent.stamp_with_state(&[&skey], &mut |_, _, state| {
             let mut sess: SessionState = decode(&state[0])?.ok_or_else(|| {
                 StoreError::Invalid(format!("session {sid} was never started by this agent"))
             })?;

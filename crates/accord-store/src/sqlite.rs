@@ -1,6 +1,6 @@
 //! SQLite event store (bundled SQLite, WAL, `synchronous=FULL`).
 //!
-//! Schema `accord-sqlite/2` (docs/PROTOCOL.md §7) — events:
+//! Schema `accord-sqlite/3` (docs/PROTOCOL.md §7) — events:
 //!
 //! ```sql
 //! CREATE TABLE events (
@@ -368,6 +368,26 @@ impl EventStore for SqliteStore {
         index: u64,
     ) -> Result<Option<Hash32>, StoreError> {
         read_node(&self.conn, agent.as_str(), level, index)
+    }
+
+    fn put_state(
+        &mut self,
+        agent: &AgentId,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        match value {
+            Some(v) => self.conn.execute(
+                "INSERT INTO state (agent_id, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (agent_id, key) DO UPDATE SET value = excluded.value",
+                params![agent.as_str(), key, v],
+            )?,
+            None => self.conn.execute(
+                "DELETE FROM state WHERE agent_id = ?1 AND key = ?2",
+                params![agent.as_str(), key],
+            )?,
+        };
+        Ok(())
     }
 
     fn state(&self, agent: &AgentId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -243,9 +243,88 @@ fn responder_refuses_replayed_and_out_of_order_messages() {
     let Wire::Countersign(cs) = b.handle(req.clone()).expect("countersign") else {
         panic!("expected a countersignature")
     };
-    // Replaying the request is refused (order already used).
-    assert!(b.handle(req.clone()).is_err());
+    // Replaying the request records nothing new: the same event is
+    // countersigned again (this is how a lost answer is recovered).
+    let len = |p: &Participant| p.agent().store().len(p.id()).expect("len");
+    let before = len(&b);
+    let Wire::Countersign(again) = b.handle(req.clone()).expect("re-countersigned") else {
+        panic!("expected a countersignature")
+    };
+    assert_eq!(len(&b), before);
+    assert_eq!(again.u64("event_seq"), cs.u64("event_seq"));
     a.on_countersign(&req, &cs).expect("recorded");
     // A countersignature replayed to the initiator is refused too.
     assert!(a.on_countersign(&req, &cs).is_err());
+}
+
+#[test]
+fn lost_countersignature_is_recovered_by_resending_the_same_request() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut a = Participant::new(agent(dir.path(), "a"), vec![]);
+    let mut b = Participant::new(agent(dir.path(), "b"), vec![]);
+    let sid = accord_core::Uuid::from_u128(7);
+    let ids = [a.id().clone(), b.id().clone()];
+    a.open_session(sid, &ids).expect("open");
+    let p = a.propose(sid, &ids[1], &ids).expect("propose");
+    let Wire::Response(r) = b.handle(p).expect("respond") else {
+        panic!("expected a response")
+    };
+    let c = a.on_response(&r).expect("confirm");
+    b.handle(c).expect("recorded");
+    let req = a
+        .request(sid, &ids[1], "task.delegation", data(&[("x", "y")]), false)
+        .expect("request");
+    // b records and countersigns; the answer is lost on the way back.
+    let Wire::Countersign(_) = b.handle(req.clone()).expect("first") else {
+        panic!("expected a countersignature")
+    };
+    // The same request again: the same event is countersigned again,
+    // nothing new is recorded.
+    let Wire::Countersign(cs) = b.handle(req.clone()).expect("retry") else {
+        panic!("expected a countersignature")
+    };
+    a.on_countersign(&req, &cs).expect("recorded");
+    // A new request with the same order (a re-made request) is refused.
+    let again = a
+        .request(sid, &ids[1], "task.delegation", data(&[("x", "y")]), false)
+        .expect("request");
+    let Wire::Countersign(_) = b.handle(again).expect("next order") else {
+        panic!("expected a countersignature")
+    };
+    let mut agents: Vec<Agent> = vec![a.into_agent(), b.into_agent()];
+    let recs: Vec<_> = agents
+        .iter_mut()
+        .enumerate()
+        .map(|(i, x)| read(&format!("c{i}"), &export(x)))
+        .collect();
+    let report = audit::audit(&recs);
+    // a recorded one interaction; b two (the second lacks a's side).
+    assert!(!report.clean());
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .filter(|f| f.kind == "missing_counterpart")
+            .count(),
+        1,
+        "{:#?}",
+        report.findings
+    );
+}
+
+#[test]
+fn ended_sessions_take_no_more_interactions() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let members = vec![
+        Participant::new(agent(dir.path(), "a"), vec![]),
+        Participant::new(agent(dir.path(), "b"), vec![]),
+    ];
+    let ids: Vec<_> = members.iter().map(|m| m.id().clone()).collect();
+    let s = Session::start(members).expect("start");
+    let sid = s.id();
+    let mut m = s.end().expect("end");
+    let b = m.pop().expect("b");
+    let mut a = m.pop().expect("a");
+    assert!(a.request(sid, &ids[1], "late", data(&[]), false).is_err());
+    drop(b);
 }

@@ -20,6 +20,7 @@ pub mod merkle;
 pub mod note;
 pub mod proof;
 pub mod timestamp;
+pub mod tsp;
 
 pub use chain::{ChainVerifier, Failure, Reason, SignatureMode, Summary};
 pub use event::{Event, EventError, SignedEvent};

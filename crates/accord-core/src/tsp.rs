@@ -815,7 +815,8 @@ pub fn verify_token(
     let token_alg = &tst.message_imprint.hash_algorithm.oid;
     if *token_alg != expected.alg.oid() {
         return Err(TspError::ImprintAlgorithm {
-            token: oid_name(token_alg),
+            token: HashAlg::from_oid(token_alg)
+                .map_or_else(|| oid_name(token_alg), |a| a.name().into()),
             expected: expected.alg.name().into(),
         });
     }

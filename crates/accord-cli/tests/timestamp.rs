@@ -322,6 +322,11 @@ impl Tsa {
     /// tsa.key under the certificate `cert`: how to get tokens from TSA
     /// certificates `openssl ts` itself refuses to use.
     fn resign(&self, token: &[u8], cert: &str) -> Vec<u8> {
+        self.resign_with(token, cert, &[])
+    }
+
+    /// [`Tsa::resign`] with extra `openssl cms -sign` options.
+    fn resign_with(&self, token: &[u8], cert: &str, extra: &[&str]) -> Vec<u8> {
         let d = self.dir.path();
         fs::write(d.join("in.tst"), token).unwrap();
         openssl(
@@ -339,33 +344,32 @@ impl Tsa {
                 "tstinfo.der",
             ],
         );
-        openssl(
-            d,
-            &[
-                "cms",
-                "-sign",
-                "-cades",
-                "-binary",
-                "-nodetach",
-                "-nosmimecap",
-                "-econtent_type",
-                "1.2.840.113549.1.9.16.1.4",
-                "-in",
-                "tstinfo.der",
-                "-signer",
-                cert,
-                "-inkey",
-                "tsa.key",
-                "-certfile",
-                "ca.pem",
-                "-md",
-                "sha256",
-                "-outform",
-                "DER",
-                "-out",
-                "out.tst",
-            ],
-        );
+        let mut args = vec![
+            "cms",
+            "-sign",
+            "-cades",
+            "-binary",
+            "-nodetach",
+            "-nosmimecap",
+            "-econtent_type",
+            "1.2.840.113549.1.9.16.1.4",
+            "-in",
+            "tstinfo.der",
+            "-signer",
+            cert,
+            "-inkey",
+            "tsa.key",
+            "-certfile",
+            "ca.pem",
+            "-md",
+            "sha256",
+            "-outform",
+            "DER",
+            "-out",
+            "out.tst",
+        ];
+        args.extend_from_slice(extra);
+        openssl(d, &args);
         fs::read(d.join("out.tst")).unwrap()
     }
 }
@@ -1152,4 +1156,68 @@ fn misbehaving_tsas_are_refused_before_anything_is_written() {
         6,
         "is the TSA running at",
     );
+}
+
+#[test]
+fn rsa_pss_and_sha384_signatures_verify() {
+    if !have_openssl() {
+        return;
+    }
+    let env = Env::new();
+    let tsa = Tsa::new(Alg::Rsa);
+    let data = b"pss";
+    let digest = accord_core::Hash32::of(data).to_hex();
+    let good = tsa.token_for(data);
+    let p = env.path("t.tst");
+    for extra in [
+        &["-keyopt", "rsa_padding_mode:pss"][..],
+        &[
+            "-keyopt",
+            "rsa_padding_mode:pss",
+            "-keyopt",
+            "rsa_pss_saltlen:20",
+        ][..],
+    ] {
+        let token = tsa.resign_with(&good, "tsa.pem", extra);
+        fs::write(&p, &token).unwrap();
+        ok(&env.run(&[
+            "timestamp",
+            "verify",
+            &p,
+            "--digest",
+            &digest,
+            "--tsa-ca",
+            &tsa.ca(),
+        ]));
+        // A changed signature byte still fails under PSS.
+        let mut bad = token.clone();
+        let n = bad.len() - 5;
+        bad[n] ^= 1;
+        fs::write(&p, &bad).unwrap();
+        fails(
+            &env.run(&[
+                "timestamp",
+                "verify",
+                &p,
+                "--digest",
+                &digest,
+                "--tsa-ca",
+                &tsa.ca(),
+            ]),
+            1,
+            "signature",
+        );
+    }
+    // SHA-384 for the CMS digest and signature.
+    let token = tsa.resign_with(&good, "tsa.pem", &["-md", "sha384"]);
+    fs::write(&p, &token).unwrap();
+    ok(&env.run(&[
+        "timestamp",
+        "verify",
+        &p,
+        "--digest",
+        &digest,
+        "--tsa-ca",
+        &tsa.ca(),
+    ]));
 }

@@ -21,8 +21,8 @@
 //!    attribute whose first entry is the hash of the signer certificate;
 //! 4. the CMS signature over the DER of the signed attributes (SET OF)
 //!    under the signer certificate's key: ECDSA P-256 / P-384 with
-//!    SHA-256/384/512, RSA PKCS#1 v1.5 with SHA-256/384/512 (2048 bits or
-//!    more);
+//!    SHA-256/384/512, RSA PKCS#1 v1.5 or RSASSA-PSS with SHA-256/384/512
+//!    (2048 bits or more);
 //! 5. the TSA certificate: extendedKeyUsage present, critical and exactly
 //!    id-kp-timeStamping (RFC 3161 §2.3); keyUsage, when present, allows
 //!    digitalSignature or nonRepudiation; valid at genTime;
@@ -1120,10 +1120,46 @@ fn check_signing_certificate(
     Ok(())
 }
 
+/// A signature scheme this verifier implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// RSA PKCS#1 v1.5.
+    Pkcs1(HashAlg),
+    /// RSASSA-PSS with MGF1 over the same hash and a trailer field of 1.
+    Pss(HashAlg, usize),
+    /// ECDSA (P-256 or P-384, by the key).
+    Ecdsa(HashAlg),
+}
+
+impl Scheme {
+    fn hash(self) -> HashAlg {
+        match self {
+            Scheme::Pkcs1(h) | Scheme::Pss(h, _) | Scheme::Ecdsa(h) => h,
+        }
+    }
+}
+
+/// id-mgf1 (RFC 8017).
+const ID_MGF_1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.8");
+
 /// The signature scheme an algorithm identifier names; `rsaEncryption`
 /// alone (as OpenSSL writes in CMS) takes its hash from `digest`.
-fn scheme(alg: &AlgorithmIdentifierOwned, digest: HashAlg) -> Result<(bool, HashAlg), TspError> {
+fn scheme(alg: &AlgorithmIdentifierOwned, digest: HashAlg) -> Result<Scheme, TspError> {
     let o = alg.oid;
+    let unsupported = || {
+        TspError::Unsupported(format!(
+            "signature algorithm {} (supported: ECDSA P-256/P-384, RSA PKCS#1 v1.5 and RSA-PSS with SHA-256/384/512)",
+            oid_name(&o)
+        ))
+    };
+    if o == rfc5912::ID_RSASSA_PSS {
+        return pss_scheme(alg).ok_or_else(|| {
+            TspError::Unsupported(
+                "RSA-PSS parameters (supported: SHA-256/384/512 with MGF1 over the same hash, trailer field 1)"
+                    .into(),
+            )
+        });
+    }
     // These algorithms take no parameters (absent, or NULL for RSA); anything
     // else there is unsigned bytes nobody checks.
     let null_ok = alg.parameters.as_ref().is_none_or(|p| {
@@ -1138,26 +1174,36 @@ fn scheme(alg: &AlgorithmIdentifierOwned, digest: HashAlg) -> Result<(bool, Hash
         )));
     }
     let r = if o == rfc5912::RSA_ENCRYPTION {
-        (true, digest)
+        Scheme::Pkcs1(digest)
     } else if o == rfc5912::SHA_256_WITH_RSA_ENCRYPTION {
-        (true, HashAlg::Sha256)
+        Scheme::Pkcs1(HashAlg::Sha256)
     } else if o == SHA_384_WITH_RSA {
-        (true, HashAlg::Sha384)
+        Scheme::Pkcs1(HashAlg::Sha384)
     } else if o == SHA_512_WITH_RSA {
-        (true, HashAlg::Sha512)
+        Scheme::Pkcs1(HashAlg::Sha512)
     } else if o == rfc5912::ECDSA_WITH_SHA_256 {
-        (false, HashAlg::Sha256)
+        Scheme::Ecdsa(HashAlg::Sha256)
     } else if o == ECDSA_WITH_SHA_384 {
-        (false, HashAlg::Sha384)
+        Scheme::Ecdsa(HashAlg::Sha384)
     } else if o == ECDSA_WITH_SHA_512 {
-        (false, HashAlg::Sha512)
+        Scheme::Ecdsa(HashAlg::Sha512)
     } else {
-        return Err(TspError::Unsupported(format!(
-            "signature algorithm {} (supported: ECDSA P-256/P-384 and RSA PKCS#1 v1.5 with SHA-256/384/512)",
-            oid_name(&o)
-        )));
+        return Err(unsupported());
     };
     Ok(r)
+}
+
+fn pss_scheme(alg: &AlgorithmIdentifierOwned) -> Option<Scheme> {
+    let params: pkcs1::RsaPssParams<Any> = alg.parameters.as_ref()?.decode_as().ok()?;
+    let hash = HashAlg::from_oid(&params.hash.oid)?;
+    let mgf_hash = params.mask_gen.parameters.as_ref()?;
+    if params.mask_gen.oid != ID_MGF_1
+        || mgf_hash.oid != params.hash.oid
+        || params.trailer_field != pkcs1::TrailerField::BC
+    {
+        return None;
+    }
+    Some(Scheme::Pss(hash, usize::from(params.salt_len)))
 }
 
 /// Verifies `sig` over `msg` with `key_cert`'s public key under `alg`.
@@ -1168,12 +1214,12 @@ fn verify_with(
     msg: &[u8],
     sig: &[u8],
 ) -> Result<(), String> {
-    let (rsa, hash) = scheme(alg, digest).map_err(|e| e.to_string())?;
+    let scheme = scheme(alg, digest).map_err(|e| e.to_string())?;
     let spki = key_cert.tbs_certificate().subject_public_key_info();
-    let prehash = hash.digest(msg);
-    if rsa {
+    let prehash = scheme.hash().digest(msg);
+    if let Scheme::Pkcs1(hash) | Scheme::Pss(hash, _) = scheme {
         if spki.algorithm.oid != rfc5912::RSA_ENCRYPTION {
-            return Err("an RSA signature from a non-RSA key".into());
+            return Err("an RSA signature from a key that is not an rsaEncryption key".into());
         }
         use rsa::pkcs8::DecodePublicKey;
         use rsa::signature::hazmat::PrehashVerifier;
@@ -1187,8 +1233,24 @@ fn verify_with(
                 key.size() * 8
             ));
         }
-        let sig = rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| e.to_string())?;
-        let r =
+        let r = if let Scheme::Pss(_, salt) = scheme {
+            let sig = rsa::pss::Signature::try_from(sig).map_err(|e| e.to_string())?;
+            match hash {
+                HashAlg::Sha256 => {
+                    rsa::pss::VerifyingKey::<sha2::Sha256>::new_with_salt_len(key, salt)
+                        .verify_prehash(&prehash, &sig)
+                }
+                HashAlg::Sha384 => {
+                    rsa::pss::VerifyingKey::<sha2::Sha384>::new_with_salt_len(key, salt)
+                        .verify_prehash(&prehash, &sig)
+                }
+                HashAlg::Sha512 => {
+                    rsa::pss::VerifyingKey::<sha2::Sha512>::new_with_salt_len(key, salt)
+                        .verify_prehash(&prehash, &sig)
+                }
+            }
+        } else {
+            let sig = rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| e.to_string())?;
             match hash {
                 HashAlg::Sha256 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key)
                     .verify_prehash(&prehash, &sig),
@@ -1196,7 +1258,8 @@ fn verify_with(
                     .verify_prehash(&prehash, &sig),
                 HashAlg::Sha512 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(key)
                     .verify_prehash(&prehash, &sig),
-            };
+            }
+        };
         r.map_err(|_| "RSA signature mismatch".into())
     } else {
         use ecdsa::signature::hazmat::PrehashVerifier;

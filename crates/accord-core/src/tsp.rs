@@ -948,8 +948,14 @@ pub fn verify_token(
     // 6. Who the TSA is.
     let chain = match trust {
         Some(t) if !t.anchors.is_empty() => {
-            let (anchor, length) = build_chain(tsa, &pool, t, &gen_time)?;
+            let (anchor, path) = build_chain(tsa, &pool, t, &gen_time)?;
+            let length = path.len();
             for (i, c) in embedded.iter().enumerate() {
+                // Certificates on the path were verified by signature, and
+                // copies of an anchor are the anchor: nothing left to check.
+                if path.contains(&c) || t.anchors.contains(c) {
+                    continue;
+                }
                 let ok = pool.iter().any(|issuer| {
                     issuer.tbs_certificate().subject() == c.tbs_certificate().issuer()
                         && verify_cert_signature(c, issuer).is_ok()
@@ -1429,13 +1435,13 @@ fn check_tsa_usage(tsa: &Certificate, subject: &str) -> Result<(), TspError> {
 }
 
 /// Walks from the TSA certificate to an anchor; returns the anchor's
-/// subject and the chain length.
-fn build_chain(
-    tsa: &Certificate,
-    pool: &[&Certificate],
+/// subject and the path, TSA certificate first, anchor last.
+fn build_chain<'c>(
+    tsa: &'c Certificate,
+    pool: &[&'c Certificate],
     trust: &Trust,
     at: &GenTime,
-) -> Result<(String, usize), TspError> {
+) -> Result<(String, Vec<&'c Certificate>), TspError> {
     let is_anchor = |c: &Certificate| trust.anchors.iter().any(|a| a == c);
     let mut chain: Vec<&Certificate> = vec![tsa];
     loop {
@@ -1443,7 +1449,7 @@ fn build_chain(
             .last()
             .ok_or_else(|| TspError::Chain("empty".into()))?;
         if is_anchor(cur) {
-            return Ok((cur.tbs_certificate().subject().to_string(), chain.len()));
+            return Ok((cur.tbs_certificate().subject().to_string(), chain));
         }
         if chain.len() >= MAX_CHAIN {
             return Err(TspError::Chain(format!(

@@ -38,6 +38,12 @@
 //!    ([`ChainStatus::NotChecked`]).
 //!
 //! Revocation (CRL, OCSP) is not checked.
+//!
+//! ASN.1, CMS and X.509 come from the RustCrypto `der`, `cms`, `x509-cert`
+//! and `spki` crates; signatures from `p256`, `p384`, `ecdsa` and `rsa`.
+//! The RFC 3161 structures themselves are declared here with `der`'s derive
+//! because `x509-tsp` 0.1 is built on the previous generation (`der` 0.7,
+//! `cms` 0.2) and does not compile together with `cms` 0.3.
 
 use std::fmt;
 use std::time::Duration;
@@ -62,8 +68,11 @@ use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 pub const MAX_TOKEN_BYTES: usize = 1 << 20;
 /// Largest chain walked from the TSA certificate to an anchor.
 const MAX_CHAIN: usize = 8;
-/// Most certificates considered (embedded + intermediates + anchors).
+/// Most anchors plus intermediates a caller may give.
 const MAX_CERTS: usize = 64;
+/// Most certificates a token may embed (real ones carry 1 to 4); bounds
+/// the signature checks a hostile token can cause.
+const MAX_EMBEDDED: usize = 16;
 /// id-ct-TSTInfo (1.2.840.113549.1.9.16.1.4).
 const ID_CT_TST_INFO: ObjectIdentifier = const_oid::db::rfc3161::ID_CT_TST_INFO;
 const ID_SHA_384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
@@ -910,9 +919,9 @@ pub fn verify_token(
             }
         }
     }
-    if embedded.len() > MAX_CERTS {
+    if embedded.len() > MAX_EMBEDDED {
         return Err(TspError::NotToken(format!(
-            "more than {MAX_CERTS} embedded certificates"
+            "more than {MAX_EMBEDDED} embedded certificates"
         )));
     }
     let empty = Trust::default();

@@ -69,6 +69,14 @@ extendedKeyUsage       = timeStamping
 [ v3_tsa_noeku ]
 basicConstraints       = critical, CA:FALSE
 keyUsage               = critical, digitalSignature
+[ v3_inter ]
+basicConstraints       = critical, CA:TRUE
+keyUsage               = critical, keyCertSign
+[ v3_inter_pathlen0 ]
+basicConstraints       = critical, CA:TRUE, pathlen:0
+keyUsage               = critical, keyCertSign
+[ v3_inter_not_ca ]
+basicConstraints       = critical, CA:FALSE
 [ v3_tsa_two_purposes ]
 basicConstraints       = critical, CA:FALSE
 extendedKeyUsage       = critical, timeStamping, codeSigning
@@ -158,6 +166,7 @@ impl Tsa {
             ],
         );
         t.issue_tsa("v3_tsa", "tsa.pem", None);
+        fs::copy(d.join("ca.pem"), d.join("certfile.pem")).unwrap();
         fs::write(
             d.join("tsa.cnf"),
             format!(
@@ -325,6 +334,15 @@ impl Tsa {
         self.resign_with(token, cert, &[])
     }
 
+    /// [`Tsa::resign`] embedding the certificates of `chain` (PEM) instead
+    /// of the CA's.
+    fn resign_chain(&self, token: &[u8], cert: &str, chain: &str) -> Vec<u8> {
+        fs::copy(self.path(chain), self.path("certfile.pem")).unwrap();
+        let out = self.resign_with(token, cert, &[]);
+        fs::copy(self.path("ca.pem"), self.path("certfile.pem")).unwrap();
+        out
+    }
+
     /// [`Tsa::resign`] with extra `openssl cms -sign` options.
     fn resign_with(&self, token: &[u8], cert: &str, extra: &[&str]) -> Vec<u8> {
         let d = self.dir.path();
@@ -360,7 +378,7 @@ impl Tsa {
             "-inkey",
             "tsa.key",
             "-certfile",
-            "ca.pem",
+            "certfile.pem",
             "-md",
             "sha256",
             "-outform",
@@ -1220,4 +1238,169 @@ fn rsa_pss_and_sha384_signatures_verify() {
         "--tsa-ca",
         &tsa.ca(),
     ]));
+}
+
+#[test]
+fn chains_through_intermediates_need_real_cas() {
+    if !have_openssl() {
+        return;
+    }
+    let env = Env::new();
+    let tsa = Tsa::new(Alg::Ec);
+    let d = tsa.dir.path();
+    let data = b"chain";
+    let digest = accord_core::Hash32::of(data).to_hex();
+    // issuer key/cert, subject CN, extension section, output name.
+    let issue = |issuer: &str, key: &str, cn: &str, ext: &str, out: &str, serial: &str| {
+        tsa.genkey(&format!("{out}.key"));
+        let subj = format!("/O=Throwaway Test/CN={cn}");
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{out}.key"),
+                "-subj",
+                &subj,
+                "-out",
+                "x.csr",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "x.csr",
+                "-CA",
+                issuer,
+                "-CAkey",
+                key,
+                "-set_serial",
+                serial,
+                "-days",
+                "365",
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                ext,
+                "-out",
+                &format!("{out}.pem"),
+            ],
+        );
+    };
+    // The TSA key (tsa.key) certified by an intermediate.
+    let tsa_under = |inter: &str, out: &str, serial: &str| {
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "tsa.csr",
+                "-CA",
+                &format!("{inter}.pem"),
+                "-CAkey",
+                &format!("{inter}.key"),
+                "-set_serial",
+                serial,
+                "-days",
+                "365",
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                "v3_tsa",
+                "-out",
+                out,
+            ],
+        );
+    };
+    let chain = |name: &str, parts: &[&str]| {
+        let mut pem = Vec::new();
+        for p in parts {
+            pem.extend(fs::read(d.join(p)).unwrap());
+        }
+        fs::write(d.join(name), pem).unwrap();
+    };
+    // Each token is made after the certificates it is re-signed under:
+    // validity is checked at genTime, to the second.
+    let verify = |token: &[u8]| {
+        let p = env.path("c.tst");
+        fs::write(&p, token).unwrap();
+        env.run(&[
+            "timestamp",
+            "verify",
+            &p,
+            "--digest",
+            &digest,
+            "--tsa-ca",
+            &tsa.ca(),
+        ])
+    };
+
+    // root → intermediate (CA) → TSA verifies, the intermediate taken from the token.
+    issue(
+        "ca.pem",
+        "ca.key",
+        "Intermediate",
+        "v3_inter",
+        "inter",
+        "20",
+    );
+    tsa_under("inter", "tsa_i.pem", "21");
+    chain("chain_i.pem", &["inter.pem", "ca.pem"]);
+    let out = ok(&verify(&tsa.resign_chain(
+        &tsa.token_for(data),
+        "tsa_i.pem",
+        "chain_i.pem",
+    )));
+    assert!(out.contains("(3 certificates)"), "{out}");
+    // Without the intermediate in the token, the chain cannot be built.
+    fails(
+        &verify(&tsa.resign_chain(&tsa.token_for(data), "tsa_i.pem", "ca.pem")),
+        1,
+        "not among the trust anchors",
+    );
+    // An "intermediate" that is not a CA cannot issue the TSA certificate.
+    issue(
+        "ca.pem",
+        "ca.key",
+        "Not A CA",
+        "v3_inter_not_ca",
+        "notca",
+        "22",
+    );
+    tsa_under("notca", "tsa_n.pem", "23");
+    chain("chain_n.pem", &["notca.pem", "ca.pem"]);
+    fails(
+        &verify(&tsa.resign_chain(&tsa.token_for(data), "tsa_n.pem", "chain_n.pem")),
+        1,
+        "is not a CA",
+    );
+    // pathlen:0 forbids a further CA below it.
+    issue(
+        "ca.pem",
+        "ca.key",
+        "Pathlen Zero",
+        "v3_inter_pathlen0",
+        "p0",
+        "24",
+    );
+    issue(
+        "p0.pem",
+        "p0.key",
+        "Below Pathlen",
+        "v3_inter",
+        "below",
+        "25",
+    );
+    tsa_under("below", "tsa_p.pem", "26");
+    chain("chain_p.pem", &["below.pem", "p0.pem", "ca.pem"]);
+    fails(
+        &verify(&tsa.resign_chain(&tsa.token_for(data), "tsa_p.pem", "chain_p.pem")),
+        1,
+        "path length constraint",
+    );
 }

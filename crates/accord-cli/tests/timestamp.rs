@@ -410,6 +410,8 @@ enum Mode {
     Html,
     /// 500.
     ServerError,
+    /// A reply body of 2 MiB.
+    Huge,
 }
 
 /// Serves `tsa` on 127.0.0.1; returns its URL. The thread lives as long
@@ -490,6 +492,7 @@ fn handle(tsa: &Tsa, mode: Mode, mut stream: TcpStream) -> std::io::Result<()> {
             b"<html><body>Welcome</body></html>".to_vec(),
         ),
         Mode::ServerError => (500, "text/plain", b"boom".to_vec()),
+        Mode::Huge => (200, "application/timestamp-reply", vec![0x30; 2 << 20]),
     };
     write!(
         stream,
@@ -1111,6 +1114,7 @@ fn misbehaving_tsas_are_refused_before_anything_is_written() {
         (Mode::Garbage, 1, "not valid DER"),
         (Mode::Html, 6, "text/html, not application/timestamp-reply"),
         (Mode::ServerError, 6, "HTTP 500"),
+        (Mode::Huge, 6, "larger than 1048576 bytes"),
     ];
     for (mode, want, needle) in cases {
         let (url, tsa) = serve(Tsa::new(Alg::Ec), mode);

@@ -906,6 +906,10 @@ pub fn verify_token(
     }
 
     // The certificate pool: embedded first, then the caller's.
+    // The decoder sorts SET OF members, so the order of the (unsigned)
+    // certificate set is not checked: PKCS#7 writers such as `openssl ts`
+    // keep the signer's certificate first instead of sorting, and the order
+    // carries no meaning.
     let mut embedded = Vec::new();
     if let Some(set) = &sd.certificates {
         for c in set.0.iter() {

@@ -754,9 +754,12 @@ fn cmd_certify(
     );
     if let Some(r) = stamper.as_ref().and_then(|s| s.report.as_ref()) {
         println!(
-            "  {} — RFC 3161 token over the checkpoint\n  verify the time with: accord verify {} --tsa-ca CA.pem",
+            "  {} — RFC 3161 token over the checkpoint\n  verify the time with: accord verify {} --tsa-ca {}",
             timestamp_cmd::summary(r),
-            path.display()
+            path.display(),
+            tsa_ca
+                .map(Path::display)
+                .map_or_else(String::new, |p| p.to_string())
         );
     }
     Ok(())

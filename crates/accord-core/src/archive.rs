@@ -393,3 +393,112 @@ fn shift_lines(e: ExportError, by: u64) -> ArchiveError {
     };
     ArchiveError::Export(msg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::export::Seal;
+
+    /// A one-event archive whose certification carries `timestamp` as the
+    /// raw JSON value given (or none).
+    fn archive(timestamp: Option<Value>) -> Vec<u8> {
+        let key = Keypair::from_seed(&[9; 32]).unwrap();
+        let t = Timestamp::parse("2026-11-24T10:00:00.000000Z").unwrap();
+        let genesis = Event::genesis(
+            key.public(),
+            t.clone(),
+            uuid::Builder::from_random_bytes([1; 16]).into_uuid(),
+            Map::new(),
+        )
+        .sign(&key)
+        .unwrap();
+        let mut out = header_line(key.public(), None);
+        out.push(b'\n');
+        out.extend_from_slice(genesis.canonical());
+        out.push(b'\n');
+        let seal = Seal {
+            agent_id: key.agent_id().clone(),
+            count: 1,
+            head_hash: genesis.hash(),
+            exported_at: t.clone(),
+        };
+        out.extend_from_slice(&seal.sign(&key));
+        out.push(b'\n');
+        let mut tree = Tree::new();
+        tree.push(merkle::leaf_hash(genesis.canonical()));
+        let note = Checkpoint {
+            origin: Checkpoint::origin_of(key.agent_id()),
+            size: 1,
+            root: tree.root(),
+        }
+        .sign(&key)
+        .unwrap();
+        let digest = Hash32::of(&out);
+        let line = match timestamp {
+            None => certification_line(&key, &digest, &note, &t),
+            Some(v) => {
+                // Re-sign with an arbitrary member value, as a forger with
+                // the key could.
+                let Value::Object(mut m) =
+                    jcs::parse(&certification_line(&key, &digest, &note, &t)).unwrap()
+                else {
+                    unreachable!()
+                };
+                m.remove("signature");
+                m.insert("timestamp".into(), v);
+                let sig = key.sign(&jcs::to_vec(&Value::Object(m.clone())));
+                m.insert("signature".into(), encode_b64(&sig.to_bytes()).into());
+                jcs::to_vec(&Value::Object(m))
+            }
+        };
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+        out
+    }
+
+    fn verify(bytes: &[u8]) -> Result<ArchiveReport, ArchiveError> {
+        let mut v = ArchiveVerifier::new(SignatureMode::Strict);
+        for line in bytes.strip_suffix(b"\n").unwrap().split(|b| *b == b'\n') {
+            v.push_line(line)?;
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn archives_without_a_token_still_verify() {
+        let r = verify(&archive(None)).unwrap();
+        assert_eq!(r.timestamp, None);
+    }
+
+    #[test]
+    fn a_bad_token_is_named_even_under_a_valid_signature() {
+        for (value, needle) in [
+            (
+                Value::from(encode_b64(b"not a token")),
+                "RFC 3161 timestamp: ",
+            ),
+            (Value::from("AB="), "not canonical unpadded base64url"),
+            (Value::from("AB"), "not canonical unpadded base64url"),
+            (Value::from(5), "not canonical unpadded base64url"),
+            (Value::Null, "not canonical unpadded base64url"),
+        ] {
+            let e = verify(&archive(Some(value.clone())))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("line 4: certification: ") && e.contains(needle),
+                "{value}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_imprint_is_sha256_of_the_note_bytes() {
+        let note = b"origin\n1\nroot\n\n\xe2\x80\x94 sig\n";
+        assert_eq!(
+            timestamp_imprint(note).digest(),
+            Hash32::of(note).0.as_slice()
+        );
+    }
+}

@@ -528,6 +528,12 @@ impl Env {
             .args(args)
             .env_remove("ACCORD_PASSPHRASE")
             .env_remove("ACCORD_HOME")
+            // The loopback TSA must be reached directly, whatever proxy
+            // the machine running the tests is configured with.
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
             .stdin(Stdio::null())
             .output()
             .unwrap()

@@ -711,7 +711,7 @@ fn cmd_certify(
         (Some(url), Some(ca)) => Some(timestamp_cmd::Stamper::new(
             url,
             timestamp_cmd::load_trust(ca)?,
-        )),
+        )?),
         _ => None,
     };
     let mut agent = open_agent(home)?;

@@ -171,6 +171,7 @@ fn verify(a: VerifyArgs) -> Result<(), CliError> {
 }
 
 fn request(a: RequestArgs) -> Result<(), CliError> {
+    tsa::check_url(&a.tsa)?;
     let trust = load_trust(&a.tsa_ca)?;
     let imprint = Imprint::sha256(hash_file(&a.file)?);
     let out = a.out.clone().unwrap_or_else(|| {
@@ -244,14 +245,16 @@ pub struct Stamper<'a> {
 }
 
 impl<'a> Stamper<'a> {
-    /// A stamper for the TSA at `url`, whose replies must chain to `trust`.
-    pub fn new(url: &'a str, trust: Trust) -> Self {
-        Stamper {
+    /// A stamper for the TSA at `url`, whose replies must chain to `trust`
+    /// (a URL this client cannot use is refused here, before any work).
+    pub fn new(url: &'a str, trust: Trust) -> Result<Self, CliError> {
+        tsa::check_url(url)?;
+        Ok(Stamper {
             url,
             trust,
             error: None,
             report: None,
-        }
+        })
     }
 
     /// Requests and verifies a token over SHA-256 of `note` (the exact

@@ -1165,6 +1165,21 @@ fn misbehaving_tsas_are_refused_before_anything_is_written() {
         1,
         "not among the trust anchors",
     );
+    // Only plain HTTP URLs (bad input, nothing is sent).
+    fails(
+        &env.run(&[
+            "certify",
+            "--out",
+            &env.path("d.accord"),
+            "--tsa",
+            "https://127.0.0.1:9/",
+            "--tsa-ca",
+            &stranger.ca(),
+        ]),
+        3,
+        "plain HTTP only",
+    );
+    assert!(!Path::new(&env.path("d.accord")).exists());
     // Nothing listening.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1075,6 +1075,18 @@ fn bad_tsa_certificates_are_refused() {
         &tsa.ca(),
     ]));
 
+    // A signer named by subject key identifier (SignerInfo version 3).
+    fs::write(&p, tsa.resign_with(&good, "tsa.pem", &["-keyid"])).unwrap();
+    ok(&env.run(&[
+        "timestamp",
+        "verify",
+        &p,
+        "--digest",
+        &digest,
+        "--tsa-ca",
+        &tsa.ca(),
+    ]));
+
     tsa.issue_tsa("v3_tsa_noncritical", "noncritical.pem", None);
     check(&tsa.resign(&good, "noncritical.pem"), "not marked critical");
     tsa.issue_tsa("v3_tsa_noeku", "noeku.pem", None);
@@ -1388,6 +1400,19 @@ fn chains_through_intermediates_need_real_cas() {
         1,
         "not among the trust anchors",
     );
+    // …unless the caller supplies it as an (untrusted) intermediate.
+    let token = tsa.resign_chain(&tsa.token_for(data), "tsa_i.pem", "ca.pem");
+    let mut trust = Trust::from_pem_or_der(&fs::read(tsa.ca()).unwrap()).unwrap();
+    let imprint = Imprint::of(tsp::HashAlg::Sha256, data);
+    assert!(tsp::verify_token(&token, &imprint, None, Some(&trust)).is_err());
+    trust
+        .add_intermediates(&fs::read(d.join("inter.pem")).unwrap())
+        .unwrap();
+    let r = tsp::verify_token(&token, &imprint, None, Some(&trust)).unwrap();
+    assert!(matches!(
+        r.chain,
+        tsp::ChainStatus::Anchored { length: 3, .. }
+    ));
     // An "intermediate" that is not a CA cannot issue the TSA certificate.
     issue(
         "ca.pem",

@@ -8,6 +8,8 @@ mod exit;
 mod handoff_cmd;
 mod input;
 mod session_cmd;
+mod timestamp_cmd;
+mod tsa;
 mod witness;
 
 use std::fs::{File, OpenOptions};
@@ -99,6 +101,9 @@ enum Command {
         /// Accept an export without a seal line (its end cannot be proven)
         #[arg(long)]
         allow_unsealed: bool,
+        /// Check an archive's RFC 3161 timestamp against this TSA CA certificate (PEM or DER)
+        #[arg(long, value_name = "CERT.pem", requires = "file")]
+        tsa_ca: Option<PathBuf>,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -110,6 +115,12 @@ enum Command {
         /// Replace an existing output file
         #[arg(long)]
         force: bool,
+        /// Time-stamp the checkpoint at this RFC 3161 TSA (http://…)
+        #[arg(long, value_name = "URL", requires = "tsa_ca")]
+        tsa: Option<String>,
+        /// The TSA's CA certificate (PEM or DER): the reply must chain to it
+        #[arg(long, value_name = "CERT.pem", requires = "tsa")]
+        tsa_ca: Option<PathBuf>,
     },
     /// Sign and record a C2SP checkpoint (size + RFC 9162 root) of the chain
     Checkpoint {
@@ -153,6 +164,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// RFC 3161 time-stamps: verify a token from any TSA, or request one for a file
+    #[command(subcommand)]
+    Timestamp(timestamp_cmd::TimestampCommand),
     /// Hand a payload to another agent with a signed receipt, or verify and accept one
     #[command(subcommand)]
     Handoff(HandoffCmd),
@@ -395,6 +409,7 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
             file,
             strict,
             allow_unsealed,
+            tsa_ca,
             out,
         } => {
             let mode = if strict {
@@ -403,11 +418,22 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
                 SignatureMode::Batch
             };
             match file {
-                Some(f) => cmd_verify_file(&f, mode, !allow_unsealed, out.json),
+                Some(f) => cmd_verify_file(&f, mode, !allow_unsealed, tsa_ca.as_deref(), out.json),
                 None => cmd_verify_store(home, mode, out.json),
             }
         }
-        Command::Certify { out, force } => cmd_certify(home, out.as_deref(), force),
+        Command::Certify {
+            out,
+            force,
+            tsa,
+            tsa_ca,
+        } => cmd_certify(
+            home,
+            out.as_deref(),
+            force,
+            tsa.as_deref(),
+            tsa_ca.as_deref(),
+        ),
         Command::Checkpoint {
             add_cosignature: Some(file),
             witness_key: Some(key),
@@ -427,6 +453,7 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
             out,
             force,
         } => witness::cosign(home, &file, &log_key, out.as_deref(), force),
+        Command::Timestamp(cmd) => timestamp_cmd::run(cmd),
         Command::Handoff(HandoffCmd::Send {
             to,
             payload,
@@ -761,8 +788,10 @@ fn cmd_verify_file(
     path: &Path,
     mode: SignatureMode,
     require_seal: bool,
+    tsa_ca: Option<&Path>,
     json: bool,
 ) -> Result<(), CliError> {
+    let trust = tsa_ca.map(timestamp_cmd::load_trust).transpose()?;
     let file = File::open(path)
         .map_err(|e| CliError::input(format!("cannot open {}: {e}", path.display())))?;
     let mut lines = input::Lines::new(io::BufReader::new(file), event::MAX_EVENT_BYTES);
@@ -794,9 +823,18 @@ fn cmd_verify_file(
                 return Err(e.into());
             }
         };
-        if std::mem::take(&mut first) && ArchiveVerifier::is_archive(&line) {
-            progress.finish_and_clear();
-            return verify_archive(lines, &line, mode, json, path);
+        if std::mem::take(&mut first) {
+            if ArchiveVerifier::is_archive(&line) {
+                progress.finish_and_clear();
+                return verify_archive(lines, &line, mode, trust, json, path);
+            }
+            if trust.is_some() {
+                progress.finish_and_clear();
+                return Err(CliError::input(format!(
+                    "--tsa-ca: {} is an export, not a certified archive; exports carry no RFC 3161 timestamp",
+                    path.display()
+                )));
+            }
         }
         if let Err(e) = verifier.push_line(&line) {
             progress.finish_and_clear();
@@ -826,10 +864,15 @@ fn verify_archive<R: io::BufRead>(
     mut lines: input::Lines<R>,
     header: &[u8],
     mode: SignatureMode,
+    trust: Option<accord_core::tsp::Trust>,
     json: bool,
     path: &Path,
 ) -> Result<(), CliError> {
+    let anchored = trust.is_some();
     let mut v = ArchiveVerifier::new(mode);
+    if let Some(t) = trust {
+        v = v.with_tsa_trust(t);
+    }
     let progress = spinner("verifying archive");
     let fail = |e: String| -> Result<(), CliError> { report_failure_msg(json, None, None, &e) };
     if let Err(e) = v.push_line(header) {
@@ -859,6 +902,15 @@ fn verify_archive<R: io::BufRead>(
         Err(e) => return fail(e.to_string()),
     };
     let s = &r.export.summary;
+    if anchored && r.timestamp.is_none() {
+        return report_failure_msg(
+            json,
+            None,
+            None,
+            "--tsa-ca was given but the archive carries no RFC 3161 timestamp (its time is only the agent's claim)",
+        );
+    }
+    let ts = timestamp_cmd::ArchiveTimestamp::new(r.timestamp.as_ref(), path);
     if json {
         println!(
             "{}",
@@ -866,13 +918,14 @@ fn verify_archive<R: io::BufRead>(
                 "ok": true, "kind": "archive", "agent_id": s.agent_id.as_str(), "name": r.name,
                 "events": s.events, "head_hash": s.head_hash.to_hex(),
                 "checkpoint_size": r.checkpoint.size, "checkpoint_root": r.checkpoint.root.to_hex(),
-                "certified_at": r.certified_at.as_str(), "timestamp": null,
+                "certified_at": r.certified_at.as_str(), "timestamp": ts.json(),
             })
         );
     } else {
         println!(
-            "archive verified — {} events, 0 anomalies, seal and certification valid, no RFC 3161 timestamp\n  agent {}{}\n  checkpoint size {} root {}\n  certified by the agent at {} (its own clock)\n  file {}",
+            "archive verified — {} events, 0 anomalies, seal and certification valid, {}\n  agent {}{}\n  checkpoint size {} root {}\n  certified by the agent at {} (its own clock){}\n  file {}",
             group_digits(s.events),
+            ts.headline(),
             s.agent_id,
             r.name
                 .as_deref()
@@ -881,13 +934,28 @@ fn verify_archive<R: io::BufRead>(
             r.checkpoint.size,
             r.checkpoint.root,
             r.certified_at,
+            ts.details(),
             path.display()
         );
+        ts.warn();
     }
     Ok(())
 }
 
-fn cmd_certify(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliError> {
+fn cmd_certify(
+    home: &Home,
+    out: Option<&Path>,
+    force: bool,
+    tsa: Option<&str>,
+    tsa_ca: Option<&Path>,
+) -> Result<(), CliError> {
+    let mut stamper = match (tsa, tsa_ca) {
+        (Some(url), Some(ca)) => Some(timestamp_cmd::Stamper::new(
+            url,
+            timestamp_cmd::load_trust(ca)?,
+        )?),
+        _ => None,
+    };
     let mut agent = open_agent(home)?;
     verify_before_signing(&agent)?;
     let progress = spinner("certifying");
@@ -897,13 +965,21 @@ fn cmd_certify(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliEr
         .unwrap_or_else(|| PathBuf::from(format!("{}.accord", agent.key().agent_id())));
     let file = create_output(&path, force)?;
     let mut w = BufWriter::new(file);
-    let (count, cp) = match agent.certify(&mut w, &mut tick) {
+    let result = match stamper.as_mut() {
+        Some(s) => agent.certify_with(&mut w, &mut tick, Some(&mut |note: &[u8]| s.ask(note))),
+        None => agent.certify(&mut w, &mut tick),
+    };
+    let (count, cp) = match result {
         Ok(r) => r,
         Err(e) => {
             // Never leave a partial archive behind under the requested name.
             drop(w);
             let _ = std::fs::remove_file(&path);
-            return Err(e.into());
+            // A TSA failure keeps its own exit code (network, verification).
+            return Err(stamper
+                .as_mut()
+                .and_then(|s| s.error.take())
+                .unwrap_or_else(|| e.into()));
         }
     };
     let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
@@ -918,6 +994,16 @@ fn cmd_certify(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliEr
         cp.root,
         path.display()
     );
+    if let Some(r) = stamper.as_ref().and_then(|s| s.report.as_ref()) {
+        println!(
+            "  {} — RFC 3161 token over the checkpoint\n  verify the time with: accord verify {} --tsa-ca {}",
+            timestamp_cmd::summary(r),
+            path.display(),
+            tsa_ca
+                .map(Path::display)
+                .map_or_else(String::new, |p| p.to_string())
+        );
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! {…event seq 0…}                                                          the export: events…
 //! {…event seq n−1…}
 //! {…"format":"accord-export-seal/1"…}                                      …and its seal
-//! {"archive_digest":…,"certified_at":…,"checkpoint":"<note>","format":"accord-certification/1","signature":…}
+//! {"archive_digest":…,"certified_at":…,"checkpoint":"<note>","format":"accord-certification/1","signature":…[,"timestamp":…]}
 //! ```
 //!
 //! `archive_digest` is SHA-256 over every byte before the certification line
@@ -15,6 +15,12 @@
 //! members) and carries a C2SP checkpoint whose size and RFC 9162 root must
 //! equal those of the archived events. A changed byte anywhere breaks the
 //! chain, the seal, the digest, the checkpoint or the signature.
+//!
+//! The optional `timestamp` member is an RFC 3161 token (DER, unpadded
+//! base64url) whose message imprint is SHA-256 of the exact bytes of the
+//! `checkpoint` string (the signed note, UTF-8, final `\n` included). Both
+//! the note and the token sit inside the certification the agent signs, so
+//! a changed byte in either breaks that signature as well.
 
 use ed25519_dalek::Signature;
 use serde_json::{Map, Value};
@@ -27,6 +33,7 @@ use crate::jcs;
 use crate::merkle::{self, Tree};
 use crate::note::{Checkpoint, Note};
 use crate::timestamp::Timestamp;
+use crate::tsp::{self, Imprint, TokenReport, Trust};
 
 /// `format` of the header line.
 pub const ARCHIVE_FORMAT: &str = "accord-archive/1";
@@ -77,6 +84,25 @@ pub fn certification_line(
     checkpoint: &Note,
     certified_at: &Timestamp,
 ) -> Vec<u8> {
+    certification_line_with_timestamp(key, digest, checkpoint, certified_at, None)
+}
+
+/// The imprint an archive's RFC 3161 token must carry: SHA-256 of the
+/// checkpoint note's bytes exactly as the certification line carries them.
+pub fn timestamp_imprint(checkpoint_note: &[u8]) -> Imprint {
+    Imprint::sha256(Hash32::of(checkpoint_note).0)
+}
+
+/// [`certification_line`] with an optional RFC 3161 token (DER) over
+/// [`timestamp_imprint`] of the checkpoint; the token is covered by the
+/// certification signature.
+pub fn certification_line_with_timestamp(
+    key: &Keypair,
+    digest: &Hash32,
+    checkpoint: &Note,
+    certified_at: &Timestamp,
+    timestamp: Option<&[u8]>,
+) -> Vec<u8> {
     let mut m = Map::new();
     m.insert("archive_digest".into(), digest.to_hex().into());
     m.insert("certified_at".into(), certified_at.as_str().into());
@@ -87,6 +113,9 @@ pub fn certification_line(
             .into(),
     );
     m.insert("format".into(), CERTIFICATION_FORMAT.into());
+    if let Some(token) = timestamp {
+        m.insert("timestamp".into(), encode_b64(token).into());
+    }
     let sig = key.sign(&jcs::to_vec(&Value::Object(m.clone())));
     m.insert("signature".into(), encode_b64(&sig.to_bytes()).into());
     jcs::to_vec(&Value::Object(m))
@@ -103,6 +132,10 @@ pub struct ArchiveReport {
     pub checkpoint: Checkpoint,
     /// When the agent certified the archive (its own claim).
     pub certified_at: Timestamp,
+    /// The RFC 3161 time-stamp over the checkpoint, when the archive has
+    /// one (verified; see [`TokenReport::chain`] for whether the TSA was
+    /// chained to a trust anchor).
+    pub timestamp: Option<TokenReport>,
 }
 
 /// Verifies an archive line by line (lines without their `\n`).
@@ -114,8 +147,9 @@ pub struct ArchiveVerifier {
     sealed: bool,
     tree: Tree,
     digest: Hasher,
-    certified: Option<(Checkpoint, Timestamp)>,
+    certified: Option<(Checkpoint, Timestamp, Option<TokenReport>)>,
     mode: SignatureMode,
+    tsa_trust: Option<Trust>,
 }
 
 impl ArchiveVerifier {
@@ -131,7 +165,15 @@ impl ArchiveVerifier {
             digest: Hasher::new(),
             certified: None,
             mode,
+            tsa_trust: None,
         }
+    }
+
+    /// Checks an archive's RFC 3161 token against these trust anchors too
+    /// (without them, everything but the TSA's chain is checked).
+    pub fn with_tsa_trust(mut self, trust: Trust) -> Self {
+        self.tsa_trust = Some(trust);
+        self
     }
 
     /// Whether `first_line` is an archive header (to tell archives from
@@ -250,6 +292,29 @@ impl ArchiveVerifier {
             .and_then(|v| v.as_str().and_then(decode_b64_exact::<64>))
             .map(|b| Signature::from_bytes(&b))
             .ok_or_else(|| bad("missing or malformed signature".into()))?;
+        // The token is checked before the signature that also covers it, so
+        // a changed token byte is reported as what it broke in the token.
+        let timestamp = match m.get("timestamp") {
+            None => None,
+            Some(v) => {
+                let token = v
+                    .as_str()
+                    .and_then(decode_b64_token)
+                    .ok_or_else(|| bad("timestamp is not canonical unpadded base64url".into()))?;
+                let note = m
+                    .get("checkpoint")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("missing checkpoint".into()))?;
+                let report = tsp::verify_token(
+                    &token,
+                    &timestamp_imprint(note.as_bytes()),
+                    None,
+                    self.tsa_trust.as_ref(),
+                )
+                .map_err(|e| bad(format!("RFC 3161 timestamp: {e}")))?;
+                Some(report)
+            }
+        };
         if !key.verify_strict(&jcs::to_vec(&Value::Object(m.clone())), &sig) {
             return Err(bad(
                 "signature does not verify under the archive's key".into()
@@ -260,7 +325,8 @@ impl ArchiveVerifier {
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad(format!("missing {k}")))
         };
-        if s("format")? != CERTIFICATION_FORMAT || m.len() != 4 {
+        let has_token = m.contains_key("timestamp");
+        if s("format")? != CERTIFICATION_FORMAT || m.len() != 4 + usize::from(has_token) {
             return Err(bad("not an accord-certification/1 line".into()));
         }
         let digest = self.digest.finish();
@@ -279,13 +345,14 @@ impl ArchiveVerifier {
                 self.tree.root()
             )));
         }
-        self.certified = Some((cp, certified_at));
+        self.certified = Some((cp, certified_at, timestamp));
         Ok(())
     }
 
     /// Finishes: the certification line must have been seen.
     pub fn finish(self) -> Result<ArchiveReport, ArchiveError> {
-        let (checkpoint, certified_at) = self.certified.ok_or(ArchiveError::Truncated)?;
+        let (checkpoint, certified_at, timestamp) =
+            self.certified.ok_or(ArchiveError::Truncated)?;
         let export = self
             .export
             .ok_or(ArchiveError::Truncated)?
@@ -296,8 +363,22 @@ impl ArchiveVerifier {
             name: self.name,
             checkpoint,
             certified_at,
+            timestamp,
         })
     }
+}
+
+/// Decodes unpadded base64url, refusing any other spelling of the same
+/// bytes (so the signed line has one form) and more than a token may be.
+fn decode_b64_token(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    if s.len() > tsp::MAX_TOKEN_BYTES.div_ceil(3) * 4 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()?;
+    (encode_b64(&bytes) == s).then_some(bytes)
 }
 
 /// Export errors count lines from the first event; the archive has a header
@@ -311,4 +392,113 @@ fn shift_lines(e: ExportError, by: u64) -> ArchiveError {
         other => other.to_string(),
     };
     ArchiveError::Export(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::export::Seal;
+
+    /// A one-event archive whose certification carries `timestamp` as the
+    /// raw JSON value given (or none).
+    fn archive(timestamp: Option<Value>) -> Vec<u8> {
+        let key = Keypair::from_seed(&[9; 32]).unwrap();
+        let t = Timestamp::parse("2026-11-24T10:00:00.000000Z").unwrap();
+        let genesis = Event::genesis(
+            key.public(),
+            t.clone(),
+            uuid::Builder::from_random_bytes([1; 16]).into_uuid(),
+            Map::new(),
+        )
+        .sign(&key)
+        .unwrap();
+        let mut out = header_line(key.public(), None);
+        out.push(b'\n');
+        out.extend_from_slice(genesis.canonical());
+        out.push(b'\n');
+        let seal = Seal {
+            agent_id: key.agent_id().clone(),
+            count: 1,
+            head_hash: genesis.hash(),
+            exported_at: t.clone(),
+        };
+        out.extend_from_slice(&seal.sign(&key));
+        out.push(b'\n');
+        let mut tree = Tree::new();
+        tree.push(merkle::leaf_hash(genesis.canonical()));
+        let note = Checkpoint {
+            origin: Checkpoint::origin_of(key.agent_id()),
+            size: 1,
+            root: tree.root(),
+        }
+        .sign(&key)
+        .unwrap();
+        let digest = Hash32::of(&out);
+        let line = match timestamp {
+            None => certification_line(&key, &digest, &note, &t),
+            Some(v) => {
+                // Re-sign with an arbitrary member value, as a forger with
+                // the key could.
+                let Value::Object(mut m) =
+                    jcs::parse(&certification_line(&key, &digest, &note, &t)).unwrap()
+                else {
+                    unreachable!()
+                };
+                m.remove("signature");
+                m.insert("timestamp".into(), v);
+                let sig = key.sign(&jcs::to_vec(&Value::Object(m.clone())));
+                m.insert("signature".into(), encode_b64(&sig.to_bytes()).into());
+                jcs::to_vec(&Value::Object(m))
+            }
+        };
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+        out
+    }
+
+    fn verify(bytes: &[u8]) -> Result<ArchiveReport, ArchiveError> {
+        let mut v = ArchiveVerifier::new(SignatureMode::Strict);
+        for line in bytes.strip_suffix(b"\n").unwrap().split(|b| *b == b'\n') {
+            v.push_line(line)?;
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn archives_without_a_token_still_verify() {
+        let r = verify(&archive(None)).unwrap();
+        assert_eq!(r.timestamp, None);
+    }
+
+    #[test]
+    fn a_bad_token_is_named_even_under_a_valid_signature() {
+        for (value, needle) in [
+            (
+                Value::from(encode_b64(b"not a token")),
+                "RFC 3161 timestamp: ",
+            ),
+            (Value::from("AB="), "not canonical unpadded base64url"),
+            (Value::from("AB"), "not canonical unpadded base64url"),
+            (Value::from(5), "not canonical unpadded base64url"),
+            (Value::Null, "not canonical unpadded base64url"),
+        ] {
+            let e = verify(&archive(Some(value.clone())))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("line 4: certification: ") && e.contains(needle),
+                "{value}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_imprint_is_sha256_of_the_note_bytes() {
+        let note = b"origin\n1\nroot\n\n\xe2\x80\x94 sig\n";
+        assert_eq!(
+            timestamp_imprint(note).digest(),
+            Hash32::of(note).0.as_slice()
+        );
+    }
 }

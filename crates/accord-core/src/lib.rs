@@ -24,6 +24,7 @@ pub mod proof;
 pub mod session;
 pub mod signed;
 pub mod timestamp;
+pub mod tsp;
 
 pub use chain::{ChainVerifier, Failure, Reason, SignatureMode, Summary};
 pub use event::{Event, EventError, SignedEvent};

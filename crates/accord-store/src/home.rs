@@ -66,7 +66,14 @@ pub enum HomeError {
     /// Filesystem error.
     #[error("{0}")]
     Io(String),
+    /// The RFC 3161 time-stamp for a certification could not be had.
+    #[error("RFC 3161 timestamp: {0}")]
+    Timestamp(String),
 }
+
+/// Turns a signed checkpoint note into a verified RFC 3161 token (DER)
+/// over SHA-256 of its bytes, or says why it cannot.
+pub type TimestampSource<'a> = dyn FnMut(&[u8]) -> Result<Vec<u8>, String> + 'a;
 
 /// An agent's home directory.
 #[derive(Debug, Clone)]
@@ -381,6 +388,22 @@ impl Agent {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(u64, Checkpoint), HomeError> {
+        self.certify_with(out, progress, None)
+    }
+
+    /// [`Agent::certify`], with an RFC 3161 time-stamp when `timestamp` is
+    /// given: it receives the signed checkpoint note's exact bytes (what the
+    /// certification line carries) after the checkpoint is signed and
+    /// recorded, and returns a DER token over SHA-256 of them, already
+    /// verified by the caller (the network stays out of this crate). Its
+    /// error is reported as [`HomeError::Timestamp`] and nothing more is
+    /// written.
+    pub fn certify_with(
+        &mut self,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(u64),
+        timestamp: Option<&mut TimestampSource<'_>>,
+    ) -> Result<(u64, Checkpoint), HomeError> {
         let agent = self.key.agent_id().clone();
         let head = self
             .store
@@ -437,7 +460,17 @@ impl Agent {
         };
         emit(&seal.sign(&self.key), &mut digest)?;
         let (cp, note) = self.sign_checkpoint_of(&tree, tree.size())?;
-        let cert = archive::certification_line(&self.key, &digest.finish(), &note, &now()?);
+        let token = match timestamp {
+            Some(ask) => Some(ask(&note.to_bytes()).map_err(HomeError::Timestamp)?),
+            None => None,
+        };
+        let cert = archive::certification_line_with_timestamp(
+            &self.key,
+            &digest.finish(),
+            &note,
+            &now()?,
+            token.as_deref(),
+        );
         out.write_all(&cert)
             .and_then(|_| out.write_all(b"\n"))
             .and_then(|_| out.flush())

@@ -46,9 +46,7 @@ pub fn send(
     }
     let mut reader = open_payload(payload)?;
     let (receipt, event) = agent.send_handoff(&receiver, &mut reader, parent_task)?;
-    let mut bytes = receipt.canonical().to_vec();
-    bytes.push(b'\n');
-    write_output(out, force, &bytes)?;
+    write_output(out, force, receipt.canonical())?;
     if out.is_some() {
         eprintln!(
             "handoff {} to {receiver}: seq {}, {} bytes, sha256 {}; recorded as event seq {}",
@@ -73,7 +71,8 @@ pub fn accept(
 ) -> Result<(), CliError> {
     let expect = from.map(|f| agent_id(f, "--from")).transpose()?;
     let text = crate::input::read_all(Some(receipt), MAX_SIGNED_BYTES + 2)?;
-    let text = text.strip_suffix(b"\n").unwrap_or(&text);
+    // The receipt as sent, without the line end(s) a file or mail adds.
+    let text = text.trim_ascii_end();
     let window = i64::try_from(window_s.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
     let mut agent = open_agent(home)?;
     let mut reader = open_payload(payload)?;

@@ -279,6 +279,9 @@ enum SessionCmd {
         /// Capabilities this agent offers (repeatable)
         #[arg(long = "capability", value_name = "NAME")]
         capabilities: Vec<String>,
+        /// Accept handshakes only from this agent (repeatable) [default: anyone]
+        #[arg(long = "allow", value_name = "AGENT_ID")]
+        allow: Vec<String>,
         /// Stop after this many connections
         #[arg(long)]
         count: Option<u64>,
@@ -482,8 +485,9 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
         Command::Session(SessionCmd::Serve {
             listen,
             capabilities,
+            allow,
             count,
-        }) => session_cmd::serve(home, &listen, &capabilities, count),
+        }) => session_cmd::serve(home, &listen, &capabilities, &allow, count),
         Command::Session(SessionCmd::Open {
             peers,
             session,

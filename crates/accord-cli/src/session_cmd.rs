@@ -4,12 +4,14 @@
 //! ([`Wire`](accord_store::participant::Wire)); every request gets exactly
 //! one reply line, an error included.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use accord_core::{AgentId, Map, Uuid, Value, event};
-use accord_store::participant::{MAX_WIRE_BYTES, Participant, ParticipantError, Wire};
+use accord_store::participant::{
+    MAX_WIRE_BYTES, Participant, ParticipantError, Wire, pending_confirm_key, pending_request_key,
+};
 use accord_store::{EventStore, Home};
 
 use crate::exit::{CliError, Code};
@@ -18,6 +20,31 @@ use crate::{open_agent, printable};
 
 /// How long a peer may take to answer one message.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `serve` gives one connection in all: it serves one at a time,
+/// so a client that trickles bytes must not hold it for ever.
+const CONN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Reads from a socket until a fixed deadline, whatever the pace of the
+/// bytes (a per-read timeout alone lets a slow client go on indefinitely).
+struct DeadlineReader {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Read for DeadlineReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection deadline reached",
+            ));
+        }
+        self.stream.set_read_timeout(Some(left.min(IO_TIMEOUT)))?;
+        self.stream.read(buf)
+    }
+}
 
 impl From<ParticipantError> for CliError {
     fn from(e: ParticipantError) -> Self {
@@ -81,6 +108,18 @@ impl Conn {
     }
 
     fn call(&mut self, msg: &Wire) -> Result<Wire, CliError> {
+        match self.call_raw(msg)? {
+            Wire::Error(e) => Err(CliError::new(
+                Code::VerifyFailed,
+                format!("peer at {} refused: {}", self.addr, printable(&e)),
+            )),
+            w => Ok(w),
+        }
+    }
+
+    /// One request, one reply; a peer's refusal comes back as
+    /// [`Wire::Error`], everything else that goes wrong as an error.
+    fn call_raw(&mut self, msg: &Wire) -> Result<Wire, CliError> {
         let mut line = msg.to_line();
         line.push(b'\n');
         self.writer
@@ -103,10 +142,6 @@ impl Conn {
             Err(LineError::Read(m)) => return Err(CliError::io(format!("{}: {m}", self.addr))),
         };
         match Wire::parse(&reply) {
-            Ok(Wire::Error(e)) => Err(CliError::new(
-                Code::VerifyFailed,
-                format!("peer at {} refused: {}", self.addr, printable(&e)),
-            )),
             Ok(w) => Ok(w),
             Err(e) => Err(CliError::new(
                 Code::VerifyFailed,
@@ -133,9 +168,17 @@ pub fn serve(
     home: &Home,
     listen: &str,
     caps: &[String],
+    allow: &[String],
     count: Option<u64>,
 ) -> Result<(), CliError> {
     let mut me = Participant::new(open_agent(home)?, capabilities(caps)?);
+    if !allow.is_empty() {
+        let ids = allow
+            .iter()
+            .map(|a| AgentId::parse(a).map_err(|e| CliError::input(format!("--allow {a:?}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        me = me.with_allowed(ids);
+    }
     let listener = TcpListener::bind(listen)
         .map_err(|e| CliError::io(format!("cannot listen on {listen}: {e}")))?;
     let local = listener
@@ -167,7 +210,11 @@ fn serve_conn(me: &mut Participant, stream: TcpStream) -> Result<(), String> {
         .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
         .map_err(|e| e.to_string())?;
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
-    let mut lines = Lines::new(BufReader::new(stream), MAX_WIRE_BYTES);
+    let reader = DeadlineReader {
+        stream,
+        deadline: Instant::now() + CONN_DEADLINE,
+    };
+    let mut lines = Lines::new(BufReader::new(reader), MAX_WIRE_BYTES);
     loop {
         let (reply, fatal) = match lines.next_line() {
             Ok(Some((_, line))) => match Wire::parse(&line) {
@@ -224,17 +271,45 @@ pub fn open(
     let mut ids = vec![me.id().clone()];
     ids.extend(peers.iter().map(|p| p.id.clone()));
     me.open_session(sid, &ids)?;
+    let me_id = me.id().clone();
     for p in &peers {
+        let confirm_key = pending_confirm_key(&sid, &p.id);
+        let kept = me.agent().store().state(&me_id, &confirm_key)?;
         let mut conn = Conn::open(&p.addr)?;
-        let proposal = me.propose(sid, &p.id, &ids)?;
-        let Wire::Response(r) = conn.call(&proposal)? else {
-            return Err(CliError::new(
-                Code::VerifyFailed,
-                "peer did not answer with a handshake response",
-            ));
+        let confirm = match (me.progress(&sid, &p.id)?, kept) {
+            // Recorded here, confirmation not acknowledged: send it again.
+            (Some(_), Some(line)) => Wire::parse(&line).map_err(|e| {
+                CliError::new(Code::Store, format!("kept confirmation unreadable: {e}"))
+            })?,
+            (Some(_), None) => {
+                if !json {
+                    eprintln!("handshake with {} already done", p.id);
+                }
+                continue;
+            }
+            (None, _) => {
+                let proposal = me.propose(sid, &p.id, &ids)?;
+                let Wire::Response(r) = conn.call(&proposal)? else {
+                    return Err(CliError::new(
+                        Code::VerifyFailed,
+                        "peer did not answer with a handshake response",
+                    ));
+                };
+                let confirm = me.on_response(&r)?;
+                // Kept until acknowledged: rerun `session open --session SID`
+                // with the same peer to deliver it if the answer is lost.
+                me.agent_mut().store_mut().put_state(
+                    &me_id,
+                    &confirm_key,
+                    Some(&confirm.to_line()),
+                )?;
+                confirm
+            }
         };
-        let confirm = me.on_response(&r)?;
         conn.call(&confirm)?;
+        me.agent_mut()
+            .store_mut()
+            .put_state(&me_id, &confirm_key, None)?;
         if !json {
             eprintln!("handshake with {} done", p.id);
         }
@@ -277,14 +352,19 @@ pub fn stamp(
     let data = payload_arg(payload)?;
     let mut me = Participant::new(open_agent(home)?, Vec::new());
     let fresh = me.request(sid, &peer.id, event_type, data, raw)?;
-    // The request is kept until its countersignature is recorded: if the
-    // answer is lost after the peer recorded it, running the same stamp
-    // again resends the same request and the peer countersigns it again.
+    // The request is kept until its countersignature is recorded (the
+    // initiator's event clears it in the same transaction): if the answer
+    // is lost after the peer recorded it, running the same stamp again
+    // resends the same request and the peer countersigns it again.
     let me_id = me.id().clone();
-    let pending_key = format!("session/{sid}/pending/{}", peer.id);
+    let pending_key = pending_request_key(&sid, &peer.id);
     let kept = me.agent().store().state(&me_id, &pending_key)?;
-    let request = match kept.map(|line| Wire::parse(&line)) {
-        Some(Ok(old)) => {
+    let sent = me.progress(&sid, &peer.id)?.unwrap_or(0);
+    let kept = kept
+        .and_then(|line| Wire::parse(&line).ok())
+        .filter(|w| order_of(w).is_some_and(|o| o > sent));
+    let request = match kept {
+        Some(old) => {
             if !same_interaction(&old, &fresh) {
                 return Err(CliError::input(format!(
                     "an earlier request to {} in this session was never answered; run that stamp again (same --type and --payload) to complete it first",
@@ -293,7 +373,7 @@ pub fn stamp(
             }
             old
         }
-        _ => {
+        None => {
             me.agent_mut()
                 .store_mut()
                 .put_state(&me_id, &pending_key, Some(&fresh.to_line()))?;
@@ -301,18 +381,19 @@ pub fn stamp(
         }
     };
     let mut conn = Conn::open(&peer.addr)?;
-    let reply = match conn.call(&request) {
-        Ok(r) => r,
-        Err(e) => {
+    let reply = match conn.call_raw(&request)? {
+        Wire::Error(e) => {
             // A refusal is final for this request: forget it so the next
-            // stamp starts afresh. A transport failure keeps it for a retry.
-            if e.code == Code::VerifyFailed {
-                me.agent_mut()
-                    .store_mut()
-                    .put_state(&me_id, &pending_key, None)?;
-            }
-            return Err(e);
+            // stamp starts afresh. Transport failures keep it for a retry.
+            me.agent_mut()
+                .store_mut()
+                .put_state(&me_id, &pending_key, None)?;
+            return Err(CliError::new(
+                Code::VerifyFailed,
+                format!("peer at {} refused: {}", peer.addr, printable(&e)),
+            ));
         }
+        other => other,
     };
     let Wire::Countersign(cs) = reply else {
         return Err(CliError::new(
@@ -321,9 +402,6 @@ pub fn stamp(
         ));
     };
     let stamped = me.on_countersign(&request, &cs)?;
-    me.agent_mut()
-        .store_mut()
-        .put_state(&me_id, &pending_key, None)?;
     if json {
         println!(
             "{}",
@@ -344,6 +422,14 @@ pub fn stamp(
         );
     }
     Ok(())
+}
+
+/// The order an interaction request carries.
+fn order_of(w: &Wire) -> Option<u64> {
+    match w {
+        Wire::Interaction { request, .. } => request.u64("order").ok(),
+        _ => None,
+    }
 }
 
 /// Whether two requests describe the same interaction (all but the time).

@@ -384,6 +384,11 @@ fn handoff_verify_before_act_and_quarantine() {
             receipt.to_str().unwrap(),
         ],
     ));
+    let raw = fs::read(&receipt).unwrap();
+    assert!(
+        raw.ends_with(b"}\n") && !raw.ends_with(b"\n\n"),
+        "one receipt line"
+    );
     let rc: Value = serde_json::from_str(&fs::read_to_string(&receipt).unwrap()).unwrap();
     assert_eq!(rc["seq"], 1);
     assert_eq!(rc["payload_size"], 100_000);
@@ -517,11 +522,12 @@ fn handoff_verify_before_act_and_quarantine() {
             .cloned()
             .unwrap()
     };
-    // The sender answers for its receipts: 2 accepted, 4 validly signed
-    // ones quarantined (wrong payload, wrong receiver, unexpected sender,
-    // replay); the forged one, whose signature fails, does not count.
+    // The sender answers for the receipts it sent to r, as r's chain
+    // records them: 2 accepted, 3 quarantined (wrong payload, unexpected
+    // sender, replay). Neither the forged receipt (not one s sent) nor the
+    // one s quarantined itself (not sent to s) counts.
     let h = of(&s)["components"]["handoffs"].as_f64().unwrap();
-    assert!((h - 2.0 / 6.0).abs() < 1e-9, "{t:#}");
+    assert!((h - 2.0 / 5.0).abs() < 1e-9, "{t:#}");
     assert!(of(&r)["components"]["handoffs"].is_null(), "{t:#}");
 }
 

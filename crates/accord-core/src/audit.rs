@@ -74,6 +74,7 @@ struct Handshake {
     role: Role,
     session: String,
     peer: AgentId,
+    peer_key: PublicKey,
     proposal: Option<SignedObject>,
     response: Option<SignedObject>,
     confirm: Option<SignedObject>,
@@ -93,8 +94,11 @@ pub struct ChainRecord {
     handshakes: Vec<Handshake>,
     sent: Vec<(u64, Hash32, AgentId)>,
     accepted: Vec<(u64, Hash32, AgentId)>,
-    /// Senders of validly signed receipts this agent quarantined.
-    quarantined: Vec<AgentId>,
+    /// (hash of the receipt bytes, claimed sender) of each receipt this
+    /// agent quarantined.
+    quarantined: Vec<(Hash32, AgentId)>,
+    /// Records that are not what their type says, by seq.
+    malformed: Vec<(u64, String)>,
     external: u64,
 }
 
@@ -138,6 +142,7 @@ impl ChainReader {
                 sent: Vec::new(),
                 accepted: Vec::new(),
                 quarantined: Vec::new(),
+                malformed: Vec::new(),
                 external: 0,
             },
             failed: false,
@@ -182,53 +187,96 @@ impl ChainReader {
         self.rec.last_micros = e.timestamp.unix_micros();
         self.rec.event_hashes.push(ev.hash());
         let p = &e.payload;
+        // Anything that carries an interaction object is read as one,
+        // whatever its type, so a record cannot hide from matching by
+        // taking a type the audit reads otherwise.
+        if p.get("interaction").is_some_and(Value::is_object) {
+            if session::is_reserved_type(&e.event_type) {
+                self.malformed(e.seq, "an interaction record uses a reserved event type");
+            }
+            match interaction_of(ev, p) {
+                Some(i) => self.rec.interactions.push(i),
+                None => self.malformed(e.seq, "unreadable interaction record"),
+            }
+            return;
+        }
         match e.event_type.as_str() {
-            session::HANDSHAKE_EVENT => {
-                if let Some(h) = handshake_of(e.seq, p) {
-                    self.rec.handshakes.push(h);
-                }
-            }
-            handoff::SENT_EVENT | handoff::ACCEPTED_EVENT => {
-                let hash = p
-                    .get("receipt_hash")
-                    .and_then(Value::as_str)
-                    .and_then(Hash32::from_hex);
-                let peer_key = if e.event_type == handoff::SENT_EVENT {
-                    "receiver"
-                } else {
-                    "sender"
-                };
-                let peer = p
-                    .get(peer_key)
-                    .and_then(Value::as_str)
-                    .and_then(|s| AgentId::parse(s).ok());
-                if let (Some(hash), Some(peer)) = (hash, peer) {
-                    let list = if e.event_type == handoff::SENT_EVENT {
-                        &mut self.rec.sent
-                    } else {
-                        &mut self.rec.accepted
-                    };
-                    list.push((e.seq, hash, peer));
-                }
-            }
+            session::HANDSHAKE_EVENT => match handshake_of(e.seq, p) {
+                Some(h) => self.rec.handshakes.push(h),
+                None => self.malformed(e.seq, "unreadable handshake record"),
+            },
+            handoff::SENT_EVENT => match self.receipt_of(&e.agent_id, p, true) {
+                Ok((hash, receiver)) => self.rec.sent.push((e.seq, hash, receiver)),
+                Err(why) => self.malformed(e.seq, &why),
+            },
+            handoff::ACCEPTED_EVENT => match self.receipt_of(&e.agent_id, p, false) {
+                Ok((hash, sender)) => self.rec.accepted.push((e.seq, hash, sender)),
+                Err(why) => self.malformed(e.seq, &why),
+            },
             handoff::QUARANTINED_EVENT => {
-                let signed = p.get("signature_valid").and_then(Value::as_bool) == Some(true);
-                if let Some(sender) = p
+                let sender = p
                     .get("sender")
                     .and_then(Value::as_str)
-                    .and_then(|s| AgentId::parse(s).ok())
-                    .filter(|_| signed)
-                {
-                    self.rec.quarantined.push(sender);
+                    .and_then(|s| AgentId::parse(s).ok());
+                let hash = p
+                    .get("receipt_sha256")
+                    .and_then(Value::as_str)
+                    .and_then(Hash32::from_hex);
+                if let (Some(sender), Some(hash)) = (sender, hash) {
+                    self.rec.quarantined.push((hash, sender));
                 }
             }
             session::EXTERNAL_EVENT => self.rec.external += 1,
-            _ => {
-                if let Some(i) = interaction_of(ev, p) {
-                    self.rec.interactions.push(i);
-                }
-            }
+            _ => {}
         }
+    }
+
+    fn malformed(&mut self, seq: u64, why: &str) {
+        self.rec.malformed.push((seq, why.to_owned()));
+    }
+
+    /// Checks the receipt a `handoff.sent` (`sent`) or `handoff.accepted`
+    /// event embeds: its hash is the event's `receipt_hash`, it is signed
+    /// by its sender (whose key derives its id), this chain is its sender
+    /// (sent) or receiver (accepted), and the event names the same peer and
+    /// payload. Returns the receipt hash and the peer.
+    fn receipt_of(
+        &self,
+        me: &AgentId,
+        p: &Map<String, Value>,
+        sent: bool,
+    ) -> Result<(Hash32, AgentId), String> {
+        let r = obj(p, "receipt", handoff::RECEIPT).ok_or("the event lacks its signed receipt")?;
+        let named = p
+            .get("receipt_hash")
+            .and_then(Value::as_str)
+            .and_then(Hash32::from_hex);
+        if named != Some(r.hash()) {
+            return Err("receipt_hash is not the hash of the receipt the event holds".into());
+        }
+        let sender = r.agent_id("sender").map_err(|e| e.to_string())?;
+        let receiver = r.agent_id("receiver").map_err(|e| e.to_string())?;
+        let key = r.public_key("sender_key").map_err(|e| e.to_string())?;
+        if sender.check_key(&key).is_err() || !r.verify(&key) {
+            return Err("the receipt's signature does not verify under its sender's key".into());
+        }
+        let (mine, peer, peer_member) = if sent {
+            (&sender, receiver, "receiver")
+        } else {
+            (&receiver, sender, "sender")
+        };
+        if mine != me {
+            return Err(format!(
+                "the receipt's {} is another agent",
+                if sent { "sender" } else { "receiver" }
+            ));
+        }
+        if p.get(peer_member).and_then(Value::as_str) != Some(peer.as_str())
+            || p.get("payload_sha256") != r.members().get("payload_sha256")
+        {
+            return Err("the event and its receipt name different peers or payloads".into());
+        }
+        Ok((r.hash(), peer))
     }
 
     /// Finishes the chain (settles signatures, checks the seal).
@@ -256,11 +304,15 @@ fn role_of(p: &Map<String, Value>) -> Option<Role> {
 }
 
 fn handshake_of(seq: u64, p: &Map<String, Value>) -> Option<Handshake> {
+    let peer = AgentId::parse(p.get("peer")?.as_str()?).ok()?;
+    let peer_key = PublicKey::from_b64(p.get("peer_public_key")?.as_str()?).ok()?;
+    peer.check_key(&peer_key).ok()?;
     Some(Handshake {
         seq,
         role: role_of(p)?,
         session: p.get("session_id")?.as_str()?.to_owned(),
-        peer: AgentId::parse(p.get("peer")?.as_str()?).ok()?,
+        peer,
+        peer_key,
         proposal: obj(p, "proposal", session::PROPOSAL),
         response: obj(p, "response", session::RESPONSE),
         confirm: obj(p, "confirm", session::CONFIRM),
@@ -473,6 +525,16 @@ pub fn audit(chains: &[ChainRecord]) -> Report {
     let agents: BTreeMap<&AgentId, &ChainRecord> =
         ctx.by_agent.iter().map(|(a, r)| (*a, *r)).collect();
     for (agent, rec) in &agents {
+        for (seq, why) in &rec.malformed {
+            ctx.add(
+                Severity::Error,
+                "malformed",
+                rec,
+                Some(*seq),
+                None,
+                why.clone(),
+            );
+        }
         let key = rec.key.as_ref();
         for h in &rec.handshakes {
             let ok = check_handshake(&mut ctx, rec, key, h);
@@ -517,14 +579,24 @@ pub fn audit(chains: &[ChainRecord]) -> Report {
         check_handoffs(&mut ctx, rec);
     }
     // Handoffs count for their sender, as the supplied receivers' chains
-    // record them: accepted, or quarantined with a valid signature.
+    // record them — but only receipts the sender's own chain says it sent
+    // to that receiver: a receiver cannot invent handoffs to move a score.
     let mut handoffs: HashMap<&AgentId, (u64, u64)> = HashMap::new();
-    for rec in agents.values() {
-        for (_, _, sender) in &rec.accepted {
-            handoffs.entry(sender).or_default().0 += 1;
+    for (receiver, rec) in &agents {
+        let sent_to_me = |sender: &AgentId, hash: &Hash32| {
+            agents
+                .get(sender)
+                .is_some_and(|s| s.sent.iter().any(|(_, h, to)| h == hash && to == *receiver))
+        };
+        for (_, hash, sender) in &rec.accepted {
+            if sent_to_me(sender, hash) {
+                handoffs.entry(sender).or_default().0 += 1;
+            }
         }
-        for sender in &rec.quarantined {
-            handoffs.entry(sender).or_default().1 += 1;
+        for (hash, sender) in &rec.quarantined {
+            if sent_to_me(sender, hash) {
+                handoffs.entry(sender).or_default().1 += 1;
+            }
         }
     }
     let forked: Vec<String> = ctx
@@ -617,18 +689,58 @@ fn check_handshake(
         );
         return false;
     };
-    let Some(peer) = ctx.by_agent.get(&h.peer).copied() else {
+    // The handshake must be between this chain's agent and the peer it
+    // names, in the role it states.
+    let me = rec.agent.as_ref();
+    let (init_id, resp_id) = match h.role {
+        Role::Initiator => (me, Some(&h.peer)),
+        Role::Responder => (Some(&h.peer), me),
+    };
+    let ids_ok = proposal.agent_id("from").ok().as_ref() == init_id
+        && proposal.agent_id("to").ok().as_ref() == resp_id
+        && response.agent_id("from").ok().as_ref() == resp_id
+        && proposal.str("session_id").ok() == Some(h.session.as_str());
+    if !ids_ok {
         ctx.add(
-            Severity::Info,
-            "peer_chain_absent",
+            Severity::Error,
+            "mismatch",
             rec,
             Some(h.seq),
             Some(&h.peer),
-            format!(
-                "handshake with {}: the peer's chain was not supplied",
-                h.peer
-            ),
+            "the handshake messages name other agents or another session than the event".into(),
         );
+        return false;
+    }
+    let Some(peer) = ctx.by_agent.get(&h.peer).copied() else {
+        // Without the peer's chain, still check the signatures: this
+        // chain's own key, and the peer key the event records (which
+        // derives the peer's id).
+        let (ikey, rkey) = match h.role {
+            Role::Initiator => (key, Some(&h.peer_key)),
+            Role::Responder => (Some(&h.peer_key), key),
+        };
+        let sigs_ok = ikey.is_some_and(|k| proposal.verify(k))
+            && rkey.is_some_and(|k| response.verify(k))
+            && h.confirm
+                .as_ref()
+                .is_none_or(|c| ikey.is_some_and(|k| c.verify(k)));
+        let (sev, kind, msg) = if sigs_ok {
+            (
+                Severity::Info,
+                "peer_chain_absent",
+                format!(
+                    "handshake with {}: the peer's chain was not supplied",
+                    h.peer
+                ),
+            )
+        } else {
+            (
+                Severity::Error,
+                "signature_mismatch",
+                "handshake messages are not signed by this chain's key and the peer's".into(),
+            )
+        };
+        ctx.add(sev, kind, rec, Some(h.seq), Some(&h.peer), msg);
         return false;
     };
     let peer_key = peer.key.as_ref();
@@ -712,7 +824,64 @@ fn check_interaction(ctx: &mut Ctx<'_>, rec: &ChainRecord, i: &Interaction) -> b
             "the event does not match the interaction its request describes (hash, type, data or order differ)".into(),
         );
     }
+    // The request must be between this chain's agent and the peer the
+    // event names, in the role it states.
+    let me = rec.agent.as_ref();
+    let (init_id, resp_id) = match i.role {
+        Role::Initiator => (me, Some(&i.peer)),
+        Role::Responder => (Some(&i.peer), me),
+    };
+    if Some(&d.initiator) != init_id || Some(&d.responder) != resp_id {
+        return bad(
+            ctx,
+            Severity::Error,
+            "mismatch",
+            "the request names other agents than this chain and the peer its event names".into(),
+        );
+    }
     let Some(peer) = ctx.by_agent.get(&i.peer).copied() else {
+        // Without the peer's chain, check what this chain alone can: the
+        // peer's key comes from this chain's handshake with it.
+        let peer_key = rec
+            .handshakes
+            .iter()
+            .find(|h| h.session == i.session && h.peer == i.peer)
+            .map(|h| h.peer_key);
+        let (ikey, rkey) = match i.role {
+            Role::Initiator => (rec.key, peer_key),
+            Role::Responder => (peer_key, rec.key),
+        };
+        let req_ok = ikey.is_some_and(|k| request.verify(&k));
+        let cs_ok = match (i.role, &i.countersign) {
+            (Role::Initiator, Some(c)) => {
+                rkey.is_some_and(|k| c.verify(&k))
+                    && c.hash_member("interaction_hash").ok() == Some(i.interaction_hash)
+            }
+            (Role::Initiator, None) => false,
+            (Role::Responder, _) => true,
+        };
+        if peer_key.is_none() {
+            return bad(
+                ctx,
+                Severity::Error,
+                "mismatch",
+                format!(
+                    "interaction with {} without a handshake with it in this session",
+                    i.peer
+                ),
+            );
+        }
+        if !req_ok || !cs_ok {
+            return bad(
+                ctx,
+                Severity::Error,
+                "signature_mismatch",
+                format!(
+                    "interaction {}: the request or countersignature is not signed by the keys of this chain and its peer",
+                    i.interaction_hash
+                ),
+            );
+        }
         return bad(
             ctx,
             Severity::Info,
@@ -782,23 +951,34 @@ fn check_interaction(ctx: &mut Ctx<'_>, rec: &ChainRecord, i: &Interaction) -> b
 }
 
 fn check_handoffs(ctx: &mut Ctx<'_>, rec: &ChainRecord) {
+    let Some(me) = rec.agent.as_ref() else {
+        return;
+    };
     for (seq, hash, receiver) in &rec.sent {
         if let Some(peer) = ctx.by_agent.get(receiver).copied()
-            && !peer.accepted.iter().any(|(_, h, _)| h == hash)
+            && !peer
+                .accepted
+                .iter()
+                .any(|(_, h, from)| h == hash && from == me)
         {
+            let quarantined = peer.quarantined.iter().any(|(h, _)| h == hash);
             ctx.add(
                 Severity::Warning,
                 "handoff_not_accepted",
                 rec,
                 Some(*seq),
                 Some(receiver),
-                format!("receipt {hash} was never accepted by the receiver (check its quarantine)"),
+                if quarantined {
+                    format!("receipt {hash} was refused and quarantined by the receiver")
+                } else {
+                    format!("receipt {hash} was never accepted by the receiver")
+                },
             );
         }
     }
     for (seq, hash, sender) in &rec.accepted {
         if let Some(peer) = ctx.by_agent.get(sender).copied()
-            && !peer.sent.iter().any(|(_, h, _)| h == hash)
+            && !peer.sent.iter().any(|(_, h, to)| h == hash && to == me)
         {
             ctx.add(
                 Severity::Error,
@@ -806,7 +986,9 @@ fn check_handoffs(ctx: &mut Ctx<'_>, rec: &ChainRecord) {
                 rec,
                 Some(*seq),
                 Some(sender),
-                format!("accepted receipt {hash} is not recorded as sent in the sender's chain"),
+                format!(
+                    "accepted receipt {hash} is not recorded as sent to this agent in the sender's chain"
+                ),
             );
         }
     }

@@ -121,6 +121,11 @@ pub enum SessionError {
         /// The order expected.
         expected: u64,
     },
+    /// An interaction may not use a type the protocol records itself.
+    #[error(
+        "event type {0:?} is reserved for Accord's own records (a2a.*, session.*, handoff.*, checkpoint*, genesis); choose another"
+    )]
+    ReservedType(String),
     /// No completed handshake with this peer in this session.
     #[error(
         "no handshake with {peer} in session {session}: run the handshake before stamping interactions"
@@ -131,6 +136,16 @@ pub enum SessionError {
         /// The peer.
         peer: String,
     },
+}
+
+/// Whether `t` is a type Accord records on its own (handshakes, sessions,
+/// handoffs, checkpoints, genesis): an interaction may not carry it, or a
+/// peer could plant records an auditor reads as the agent's own.
+pub fn is_reserved_type(t: &str) -> bool {
+    ["a2a.", "session.", "handoff.", "checkpoint"]
+        .iter()
+        .any(|p| t.starts_with(p))
+        || t == "genesis"
 }
 
 /// Checks that `at` is within `max_skew` microseconds of `now`.
@@ -550,6 +565,9 @@ pub fn check_request(
 ) -> Result<Request, SessionError> {
     let message = SignedObject::parse(text, INTERACTION)?;
     let descriptor = Descriptor::of_request(&message)?;
+    if is_reserved_type(&descriptor.event_type) {
+        return Err(SessionError::ReservedType(descriptor.event_type));
+    }
     if descriptor.initiator != initiator_key.agent_id() || !message.verify(initiator_key) {
         return Err(SessionError::BadSignature(INTERACTION));
     }

@@ -231,7 +231,7 @@ impl Agent {
             Some(Err(reason)) => {
                 let quarantine_id = self
                     .store()
-                    .quarantine_id(&me, received_at.as_str())?
+                    .quarantine_id(&me, received_at.as_str(), receipt_text)?
                     .ok_or_else(|| HomeError::Io("the quarantine entry is missing".into()))?;
                 Ok(Err(Refused {
                     reason,

@@ -131,6 +131,11 @@ pub type StateBuildFn<'a> = dyn FnMut(
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SideWrite {
+    /// Removes a state value (no error when absent).
+    Remove {
+        /// The key.
+        key: String,
+    },
     /// Sets a state value.
     Set {
         /// The key (e.g. `handoff/in/<sender>`).
@@ -148,6 +153,9 @@ pub enum SideWrite {
         item: Vec<u8>,
     },
 }
+
+/// The state keys [`EventStore::put_state`] may write.
+pub const TRANSPORT_PREFIX: &str = "transport/";
 
 /// A quarantined item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +208,9 @@ pub trait EventStore {
 
     /// Sets (or, with `None`, removes) a state value outside any append,
     /// for state that is not derived from the chain (e.g. a request sent
-    /// but not yet answered).
+    /// but not yet answered). Only keys under [`TRANSPORT_PREFIX`] may be
+    /// written this way: every other key follows the chain and changes
+    /// only with an append.
     fn put_state(
         &mut self,
         agent: &AgentId,

@@ -25,6 +25,14 @@ use crate::{EventStore, SideWrite, StoreError};
 /// Largest wire message, in bytes of JSON text.
 pub const MAX_WIRE_BYTES: usize = 1024 * 1024;
 
+/// Largest interaction `data`, in bytes of canonical JSON: it is signed
+/// into both chains, so a peer must not be able to make them grow at will.
+pub const MAX_DATA_BYTES: usize = 64 * 1024;
+
+/// Most handshakes answered and awaiting confirmation at once; older ones
+/// expire after the clock window.
+pub const MAX_PENDING_HANDSHAKES: usize = 1024;
+
 /// Session failures.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -44,6 +52,10 @@ pub enum ParticipantError {
     /// The caller's request is invalid (e.g. an event type).
     #[error("{0}")]
     Input(String),
+    /// The peer is not on this participant's allow-list, or too many
+    /// handshakes are pending.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl From<StoreError> for ParticipantError {
@@ -188,6 +200,22 @@ fn seen_key(proposal_hash: &Hash32) -> String {
     format!("session/seen/{proposal_hash}")
 }
 
+fn confirmed_key(response_hash: &Hash32) -> String {
+    format!("session/confirmed/{response_hash}")
+}
+
+/// Where a transport keeps a request to `peer` until its countersignature
+/// is recorded (cleared in the same transaction as the initiator's event).
+pub fn pending_request_key(sid: &Uuid, peer: &AgentId) -> String {
+    format!("{}session/{sid}/pending/{peer}", crate::TRANSPORT_PREFIX)
+}
+
+/// Where a transport keeps a handshake confirmation to `peer` until the
+/// peer acknowledges it.
+pub fn pending_confirm_key(sid: &Uuid, peer: &AgentId) -> String {
+    format!("{}session/{sid}/confirm/{peer}", crate::TRANSPORT_PREFIX)
+}
+
 fn decode<T: for<'de> Deserialize<'de>>(b: &Option<Vec<u8>>) -> Result<Option<T>, StoreError> {
     b.as_ref()
         .map(|b| {
@@ -223,7 +251,9 @@ pub struct Participant {
     /// Proposals sent, by (session, peer).
     proposed: HashMap<(Uuid, AgentId), SignedObject>,
     /// Responses sent and awaiting confirmation, by (session, initiator).
-    answered: HashMap<(Uuid, AgentId), (session::Proposal, SignedObject)>,
+    answered: HashMap<(Uuid, AgentId), (session::Proposal, SignedObject, i64)>,
+    /// When set, only these agents may open a handshake with this one.
+    allowed: Option<Vec<AgentId>>,
     /// Peer keys already decoded: decoding checks the point is torsion-free,
     /// a scalar multiplication that would otherwise be paid per message.
     keys: HashMap<String, PublicKey>,
@@ -238,8 +268,15 @@ impl Participant {
             max_skew: DEFAULT_MAX_SKEW_MICROS,
             proposed: HashMap::new(),
             answered: HashMap::new(),
+            allowed: None,
             keys: HashMap::new(),
         }
+    }
+
+    /// Accepts handshakes only from `peers`.
+    pub fn with_allowed(mut self, peers: Vec<AgentId>) -> Self {
+        self.allowed = Some(peers);
+        self
     }
 
     /// Sets the tolerated clock difference with peers.
@@ -277,14 +314,14 @@ impl Participant {
     ) -> Result<(), ParticipantError> {
         let skey = session_key(&session_id);
         let names: Vec<String> = participants.iter().map(|a| a.to_string()).collect();
-        let mut fresh = false;
+        let mut already_open = false;
         let result = self.agent.stamp_with_state(&[&skey], &mut |_, _, state| {
             if state[0].is_some() {
                 // Already open: nothing to record. An empty batch is refused
                 // by the store, so signal it and stop.
+                already_open = true;
                 return Err(StoreError::Invalid("session already open".into()));
             }
-            fresh = true;
             Ok((
                 vec![(
                     SESSION_START_EVENT.to_owned(),
@@ -295,7 +332,7 @@ impl Participant {
         });
         match result {
             Ok(_) => Ok(()),
-            Err(_) if !fresh => Ok(()),
+            Err(_) if already_open => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
@@ -360,13 +397,14 @@ impl Participant {
         peer: &PublicKey,
         payload: Map<String, Value>,
         participants: &[String],
-        seen: Option<Hash32>,
+        seen: Option<(Hash32, Hash32)>,
     ) -> Result<(), ParticipantError> {
         let skey = session_key(&sid);
         let pkey = peer_key(&sid, &peer.agent_id());
-        let seen_k = seen.map(|h| seen_key(&h));
+        let seen_k =
+            seen.map(|(proposal, response)| (seen_key(&proposal), confirmed_key(&response)));
         let mut keys = vec![skey.as_str(), pkey.as_str()];
-        if let Some(k) = &seen_k {
+        if let Some((k, _)) = &seen_k {
             keys.push(k);
         }
         self.agent.stamp_with_state(&keys, &mut |_, _, state| {
@@ -374,6 +412,14 @@ impl Participant {
                 return Err(StoreError::Invalid(
                     "handshake proposal replayed: this agent has already completed it".into(),
                 ));
+            }
+            if state[1].is_some() {
+                // One handshake per peer and session: a second one would
+                // reset the order counters the chain's records follow.
+                return Err(StoreError::Invalid(format!(
+                    "a handshake with {} in session {sid} is already recorded",
+                    peer.agent_id()
+                )));
             }
             let mut items = Vec::new();
             let mut writes = Vec::new();
@@ -394,11 +440,13 @@ impl Participant {
                     last_request: None,
                 },
             ));
-            if let Some(k) = &seen_k {
-                writes.push(SideWrite::Set {
-                    key: k.clone(),
-                    value: b"1".to_vec(),
-                });
+            if let Some((seen, confirmed)) = &seen_k {
+                for k in [seen, confirmed] {
+                    writes.push(SideWrite::Set {
+                        key: k.clone(),
+                        value: b"1".to_vec(),
+                    });
+                }
             }
             Ok((items, writes))
         })?;
@@ -425,12 +473,30 @@ impl Participant {
 
     fn on_proposal(&mut self, p: &SignedObject) -> Result<Wire, ParticipantError> {
         let me = self.id().clone();
-        let proposal = session::check_proposal(p.canonical(), &me, &now()?, self.max_skew)?;
+        let now_ts = now()?;
+        let proposal = session::check_proposal(p.canonical(), &me, &now_ts, self.max_skew)?;
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(&proposal.from)
+        {
+            return Err(ParticipantError::Refused(format!(
+                "{} is not among the agents this one accepts handshakes from",
+                proposal.from
+            )));
+        }
         let pending = (proposal.session_id, proposal.from.clone());
+        // Unconfirmed handshakes expire with the clock window, and there is
+        // a cap on how many may wait: strangers cannot fill memory.
+        let horizon = now_ts.unix_micros() - self.max_skew;
+        self.answered.retain(|_, (_, _, at)| *at >= horizon);
+        if self.answered.len() >= MAX_PENDING_HANDSHAKES && !self.answered.contains_key(&pending) {
+            return Err(ParticipantError::Refused(
+                "too many handshakes are awaiting confirmation; try again later".into(),
+            ));
+        }
         let replay = self
             .answered
             .get(&pending)
-            .is_some_and(|(old, _)| old.nonce == proposal.nonce)
+            .is_some_and(|(old, _, _)| old.nonce == proposal.nonce)
             || self
                 .agent
                 .store()
@@ -448,14 +514,27 @@ impl Participant {
             return Err(SessionError::Replay(session::PROPOSAL).into());
         }
         let response = session::respond(self.agent.key(), &proposal, &self.capabilities, &now()?);
-        self.answered.insert(pending, (proposal, response.clone()));
+        self.answered
+            .insert(pending, (proposal, response.clone(), now_ts.unix_micros()));
         Ok(Wire::Response(response))
     }
 
     fn on_confirm(&mut self, c: &SignedObject) -> Result<Wire, ParticipantError> {
         let sid = c.uuid("session_id").map_err(SessionError::from)?;
         let from = c.agent_id("from").map_err(SessionError::from)?;
-        let (proposal, response) = self.answered.get(&(sid, from.clone())).cloned().ok_or_else(
+        if !self.answered.contains_key(&(sid, from.clone()))
+            && let Ok(h) = c.hash_member("response_hash")
+            && self
+                .agent
+                .store()
+                .state(self.id(), &confirmed_key(&h))?
+                .is_some()
+        {
+            // A confirmation sent again (its acknowledgement was lost):
+            // the handshake is recorded already.
+            return Ok(Wire::Ack);
+        }
+        let (proposal, response, _) = self.answered.get(&(sid, from.clone())).cloned().ok_or_else(
             || {
                 ParticipantError::Unexpected(format!(
                     "a confirmation from {from} for session {sid}, but no handshake with it is pending"
@@ -483,7 +562,7 @@ impl Participant {
             &proposal.key,
             payload,
             &participants,
-            Some(proposal.message.hash()),
+            Some((proposal.message.hash(), response.hash())),
         )?;
         self.answered.remove(&(sid, from));
         Ok(Wire::Ack)
@@ -530,9 +609,15 @@ impl Participant {
     ) -> Result<Wire, ParticipantError> {
         accord_core::event::check_type(event_type, 1)
             .map_err(|e| ParticipantError::Input(format!("event type {event_type:?}: {e}")))?;
+        if session::is_reserved_type(event_type) {
+            return Err(ParticipantError::Input(
+                SessionError::ReservedType(event_type.to_owned()).to_string(),
+            ));
+        }
         let (state, _) = self.peer(&session_id, peer)?;
         self.check_open(&session_id)?;
         let data = if raw { data } else { session::auto_hash(data) };
+        check_data_size(&data)?;
         let d = Descriptor {
             session_id,
             initiator: self.id().clone(),
@@ -550,6 +635,7 @@ impl Participant {
         request: &SignedObject,
         data: Map<String, Value>,
     ) -> Result<Wire, ParticipantError> {
+        check_data_size(&data)?;
         let d = Descriptor::of_request(request)?;
         let (peer_state, key) = self.peer(&d.session_id, &d.initiator)?;
         if let Some((hash, seq)) = &peer_state.last_request
@@ -624,6 +710,14 @@ impl Participant {
         let (req, ev) = req;
         let cs = session::countersign(self.agent.key(), &req, ev.seq(), &ev.hash(), &now()?);
         Ok(Wire::Countersign(cs))
+    }
+
+    /// The last order this agent initiated towards `peer` in the session,
+    /// `None` when no handshake with it is recorded.
+    pub fn progress(&self, sid: &Uuid, peer: &AgentId) -> Result<Option<u64>, ParticipantError> {
+        let state: Option<PeerState> =
+            decode(&self.agent.store().state(self.id(), &peer_key(sid, peer))?)?;
+        Ok(state.map(|s| s.sent))
     }
 
     /// Refuses new interactions in a session this agent has ended.
@@ -726,7 +820,13 @@ impl Participant {
                 sess.interactions += 1;
                 Ok((
                     vec![(d.event_type.clone(), payload.clone())],
-                    vec![encode(pkey.clone(), &peer), encode(skey.clone(), &sess)],
+                    vec![
+                        encode(pkey.clone(), &peer),
+                        encode(skey.clone(), &sess),
+                        SideWrite::Remove {
+                            key: pending_request_key(&d.session_id, &d.responder),
+                        },
+                    ],
                 ))
             })?;
         let event = events
@@ -823,6 +923,18 @@ impl Participant {
             session::external_payload(peer_identifier, data),
         )?)
     }
+}
+
+fn check_data_size(data: &Map<String, Value>) -> Result<(), ParticipantError> {
+    let mut out = Vec::new();
+    jcs::write_object(&mut out, data);
+    if out.len() > MAX_DATA_BYTES {
+        return Err(ParticipantError::Input(format!(
+            "interaction data is {} bytes of canonical JSON, the limit is {MAX_DATA_BYTES}: record a hash of it instead",
+            out.len()
+        )));
+    }
+    Ok(())
 }
 
 fn start_payload(sid: &Uuid, participants: &[String]) -> Map<String, Value> {

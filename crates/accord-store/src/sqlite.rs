@@ -234,16 +234,18 @@ impl SqliteStore {
         }
     }
 
-    /// The quarantine entry of `agent` received at `received_at` (the
-    /// latest, should two share the microsecond).
+    /// The quarantine entry of `agent` holding `item`, received at
+    /// `received_at` (the latest, should the same bytes be quarantined twice
+    /// in one microsecond).
     pub fn quarantine_id(
         &self,
         agent: &AgentId,
         received_at: &str,
+        item: &[u8],
     ) -> Result<Option<u64>, StoreError> {
         let id: Option<i64> = self.conn.query_row(
-            "SELECT MAX(id) FROM quarantine WHERE agent_id = ?1 AND received_at = ?2",
-            params![agent.as_str(), received_at],
+            "SELECT MAX(id) FROM quarantine WHERE agent_id = ?1 AND received_at = ?2 AND item = ?3",
+            params![agent.as_str(), received_at, item],
             |r| r.get(0),
         )?;
         Ok(id.map(|i| i as u64))
@@ -338,6 +340,12 @@ impl EventStore for SqliteStore {
         }
         for w in writes {
             match w {
+                SideWrite::Remove { key } => {
+                    tx.execute(
+                        "DELETE FROM state WHERE agent_id = ?1 AND key = ?2",
+                        params![agent.as_str(), key],
+                    )?;
+                }
                 SideWrite::Set { key, value } => {
                     tx.execute(
                         "INSERT INTO state (agent_id, key, value) VALUES (?1, ?2, ?3)
@@ -376,6 +384,11 @@ impl EventStore for SqliteStore {
         key: &str,
         value: Option<&[u8]>,
     ) -> Result<(), StoreError> {
+        if !key.starts_with(crate::TRANSPORT_PREFIX) {
+            return Err(StoreError::Invalid(format!(
+                "state key {key:?} follows the chain and changes only with an append"
+            )));
+        }
         match value {
             Some(v) => self.conn.execute(
                 "INSERT INTO state (agent_id, key, value) VALUES (?1, ?2, ?3)

@@ -234,9 +234,10 @@ fn responder_refuses_replayed_and_out_of_order_messages() {
     };
     let c = a.on_response(&r).expect("confirm");
     b.handle(c.clone()).expect("recorded");
-    // The same proposal again, and the same confirmation again.
+    // The same proposal again is refused; the same confirmation again is
+    // acknowledged without recording anything (its ack may have been lost).
     assert!(b.handle(p).is_err());
-    assert!(b.handle(c).is_err());
+    assert!(matches!(b.handle(c), Ok(Wire::Ack)));
     let req = a
         .request(sid, &ids[1], "task.delegation", data(&[("x", "y")]), false)
         .expect("request");
@@ -327,4 +328,132 @@ fn ended_sessions_take_no_more_interactions() {
     let mut a = m.pop().expect("a");
     assert!(a.request(sid, &ids[1], "late", data(&[]), false).is_err());
     drop(b);
+}
+
+fn json_obj(v: serde_json::Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Records a chain cannot forge: an acceptance of a receipt sent to
+/// someone else, quarantines that would lower a sender's trust, and an
+/// interaction naming another initiator.
+#[test]
+fn audit_refuses_forged_handoff_and_interaction_records() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut h = agent(dir.path(), "h");
+    let x = agent(dir.path(), "x");
+    let mut m = agent(dir.path(), "m");
+    let (hid, xid) = (h.key().agent_id().clone(), x.key().agent_id().clone());
+    let doc = b"doc".to_vec();
+    let (receipt, _) = h
+        .send_handoff(&xid, &mut doc.as_slice(), None)
+        .expect("send");
+    // M claims to have accepted H's receipt to X.
+    m.stamp(
+        "handoff.accepted",
+        json_obj(serde_json::json!({
+            "receipt": receipt.to_value(),
+            "receipt_hash": receipt.hash().to_hex(),
+            "sender": hid.as_str(),
+            "payload_sha256": receipt.str("payload_sha256").expect("hash"),
+        })),
+    )
+    .expect("stamp");
+    // ... and quarantines H's receipts it never received, nine times.
+    for _ in 0..9 {
+        m.stamp(
+            "handoff.quarantined",
+            json_obj(serde_json::json!({
+                "sender": hid.as_str(),
+                "signature_valid": true,
+                "receipt_sha256": receipt.hash().to_hex(),
+                "reason": "made up",
+            })),
+        )
+        .expect("stamp");
+    }
+    // ... and records an "interaction" whose request names H as initiator.
+    let forged = accord_core::session::Descriptor {
+        session_id: accord_core::Uuid::from_u128(9),
+        initiator: hid.clone(),
+        responder: m.key().agent_id().clone(),
+        event_type: "task.delegation".into(),
+        payload_hash: accord_core::session::payload_hash(&Map::new()),
+        order: 1,
+    };
+    let req = forged.request(m.key(), &accord_store::home::now().expect("now"));
+    let mut payload = accord_core::session::interaction_payload(
+        accord_core::session::Role::Responder,
+        &forged,
+        &req,
+        None,
+        Map::new(),
+    );
+    m.stamp("task.delegation", payload.clone()).expect("stamp");
+    // The same, pointing its `peer` at an agent whose chain is not supplied.
+    let z = agent(dir.path(), "z");
+    payload["interaction"]["peer"] = Value::from(z.key().agent_id().as_str());
+    m.stamp("task.delegation", payload).expect("stamp");
+    let recs = vec![
+        read("h", &export(&h)),
+        read("x", &export(&x)),
+        read("m", &export(&m)),
+    ];
+    let report = audit::audit(&recs);
+    assert!(!report.clean());
+    let on_m: Vec<_> = report.findings.iter().filter(|f| f.chain == "m").collect();
+    assert!(
+        on_m.iter()
+            .any(|f| f.kind == "malformed" && f.message.contains("receiver is another agent")),
+        "{on_m:#?}"
+    );
+    // Against H's chain: no counterpart; redirected to an absent peer: the
+    // request names other agents than the event.
+    assert!(
+        on_m.iter().any(|f| f.kind == "missing_counterpart"),
+        "{on_m:#?}"
+    );
+    assert!(on_m.iter().any(|f| f.kind == "mismatch"), "{on_m:#?}");
+    // H's handoffs component is untouched by M's claims: X never decided.
+    let th = report
+        .trust
+        .iter()
+        .find(|t| t.agent_id == hid.as_str())
+        .expect("h");
+    assert_eq!(th.components.handoffs, None, "{th:#?}");
+}
+
+#[test]
+fn reserved_types_and_handshake_retries() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut a = Participant::new(agent(dir.path(), "a"), vec![]);
+    let mut b = Participant::new(agent(dir.path(), "b"), vec![]);
+    let sid = accord_core::Uuid::from_u128(11);
+    let ids = [a.id().clone(), b.id().clone()];
+    a.open_session(sid, &ids).expect("open");
+    let p = a.propose(sid, &ids[1], &ids).expect("propose");
+    let Wire::Response(r) = b.handle(p).expect("respond") else {
+        panic!("expected a response")
+    };
+    let c = a.on_response(&r).expect("confirm");
+    // A second handshake record with the same peer and session is refused.
+    assert!(a.on_response(&r).is_err());
+    b.handle(c.clone()).expect("recorded");
+    // The confirmation delivered again (its ack was lost) is acknowledged.
+    assert!(matches!(b.handle(c).expect("ack again"), Wire::Ack));
+    for t in [
+        "handoff.quarantined",
+        "session.end",
+        "a2a.external",
+        "genesis",
+        "checkpoint_cosigned",
+    ] {
+        assert!(
+            a.request(sid, &ids[1], t, data(&[]), false).is_err(),
+            "{t} accepted"
+        );
+    }
 }

@@ -391,9 +391,9 @@ pub struct TrustComponents {
     /// Co-signed records matched in a supplied peer chain / co-signed
     /// records whose peer chain was supplied.
     pub cosignature: Option<f64>,
-    /// Of the handoffs this agent sent that supplied receivers' chains
-    /// decided on: accepted / (accepted + quarantined with a valid
-    /// signature).
+    /// Of the receipts this agent's own chain records as sent, those the
+    /// supplied receivers' chains decided on: accepted / (accepted +
+    /// quarantined).
     pub handoffs: Option<f64>,
     /// min(1, days from genesis to last event / 30).
     pub age: f64,

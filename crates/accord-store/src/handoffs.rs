@@ -204,8 +204,9 @@ impl Agent {
                     );
                     if let Ok((obj, sender)) = &parsed {
                         p.insert("sender".into(), sender.as_str().into());
-                        // Only a validly signed receipt counts against its
-                        // sender (anyone can forge an unsigned claim).
+                        // Informational: whether the refused receipt was
+                        // really signed by the sender it names (the audit
+                        // relies on the sender's own chain instead).
                         let signed = obj
                             .public_key("sender_key")
                             .is_ok_and(|k| sender.check_key(&k).is_ok() && obj.verify(&k));

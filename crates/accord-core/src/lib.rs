@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod chain;
+pub mod channel;
 pub mod event;
 pub mod export;
 pub mod hash;

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod exit;
 mod input;
+mod net;
 mod witness;
 
 use std::fs::{File, OpenOptions};
@@ -142,6 +143,19 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run a hub for end-to-end encrypted messaging (`accord hub serve`)
+    Hub {
+        #[command(subcommand)]
+        cmd: net::HubCmd,
+    },
+    /// Send an end-to-end encrypted message through a hub
+    Send(net::SendArgs),
+    /// Receive messages through a hub and print each as it arrives
+    Listen(net::ListenArgs),
+    /// Chat with another agent through a hub (interactive, both directions)
+    Chat(net::ChatArgs),
+    /// List agents on a hub and pinned peer keys; re-pin a peer whose key changed
+    Peers(net::PeersArgs),
     /// Run the tour: an agent stamps, verifies, catches tampering, proves an event, certifies
     Demo,
     /// Measure append and verify throughput on this machine
@@ -256,6 +270,11 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
             out,
             force,
         } => witness::cosign(home, &file, &log_key, out.as_deref(), force),
+        Command::Hub { cmd } => net::hub(cmd),
+        Command::Send(args) => net::send(home, args),
+        Command::Listen(args) => net::listen(home, args),
+        Command::Chat(args) => net::chat(home, args),
+        Command::Peers(args) => net::peers(home, args),
         Command::Demo => demo::run(),
         Command::Bench(args) => bench::run(args),
     }

@@ -23,7 +23,7 @@ pub mod frame;
 pub mod hub;
 mod recorder;
 
-pub use agent::{Agent, AgentOptions, SendReceipt, Status};
+pub use agent::{Agent, AgentOptions, HubAddr, SendReceipt, Status};
 pub use client::{Delivery, HubClient};
 pub use hub::{HubCore, HubServer, Limits, LocalHub};
 

@@ -188,6 +188,8 @@ pub fn run() -> Result<(), CliError> {
         }
     }
 
+    crate::net::demo_exchange(scratch.path())?;
+
     if !all_caught {
         return Err(CliError::new(
             Code::VerifyFailed,
@@ -195,7 +197,7 @@ pub fn run() -> Result<(), CliError> {
         ));
     }
     println!(
-        "\nDone. Try it on your own agent: accord init, stamp, export, verify, checkpoint, prove, certify."
+        "\nDone. Try it on your own agent: accord init, stamp, export, verify, checkpoint, prove, certify; accord hub serve, send, listen, chat."
     );
     Ok(())
 }

@@ -186,3 +186,21 @@ fn two_agents_exchange_through_a_hub_process() {
         .unwrap();
     assert_eq!(down.status.code(), Some(6));
 }
+
+#[test]
+fn demo_includes_an_encrypted_exchange() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(accord(&dir.path().join("unused"))
+        .arg("demo")
+        .output()
+        .unwrap());
+    for needle in [
+        "(no plaintext)",
+        "worker received on connecting: [task] \"summarise the Q3 sales figures\"",
+        "planner received the reply in the same session",
+        "refused (replay detected) — caught",
+        "refused (authentication failed) — caught",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing in:\n{out}");
+    }
+}

@@ -71,6 +71,10 @@ pub const REPLAY_WINDOW: u64 = 64;
 /// Longest message `type`.
 pub const MAX_TYPE_LEN: usize = 64;
 
+/// `,"signature":"`, the start of the signature member in canonical form.
+const SIG_PREFIX: &[u8] = b",\"signature\":\"";
+/// Length of `,"signature":"…"`: the prefix, 86 base64url characters, a quote.
+const SIG_MEMBER_LEN: usize = 14 + 86 + 1;
 const EXPORT_S2R: &[u8] = b"accord-channel/1 key s2r";
 const EXPORT_R2S: &[u8] = b"accord-channel/1 key r2s";
 const AT_REST_SALT: &[u8] = b"accord-channel-at-rest/1";
@@ -688,20 +692,41 @@ fn check_msg_type(t: &str) -> Result<(), ChannelError> {
 }
 
 impl Message {
-    fn unsigned_map(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("direction".into(), self.direction.as_str().into());
-        m.insert("format".into(), MESSAGE_FORMAT.into());
-        m.insert("from".into(), self.from.as_str().into());
-        m.insert("id".into(), self.id.hyphenated().to_string().into());
-        m.insert("payload".into(), Value::Object(self.payload.clone()));
-        m.insert("seq".into(), self.seq.into());
-        m.insert("session_id".into(), self.session_id.clone().into());
-        m.insert("text".into(), self.text.clone().into());
-        m.insert("timestamp_ms".into(), self.timestamp_ms.into());
-        m.insert("to".into(), self.to.as_str().into());
-        m.insert("type".into(), self.msg_type.clone().into());
-        m
+    /// Writes the canonical form without `signature` and returns the offset
+    /// where `,"signature":…` belongs (after `session_id`, in RFC 8785
+    /// order). Member names are written in sorted order by hand so a
+    /// message is canonicalised once, not built as a map and sorted.
+    fn write_unsigned(&self, out: &mut Vec<u8>) -> usize {
+        out.extend_from_slice(b"{\"direction\":\"");
+        out.extend_from_slice(self.direction.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"format\":\"");
+        out.extend_from_slice(MESSAGE_FORMAT.as_bytes());
+        out.extend_from_slice(b"\",\"from\":");
+        jcs::write_str(out, self.from.as_str());
+        out.extend_from_slice(b",\"id\":\"");
+        out.extend_from_slice(
+            self.id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\",\"payload\":");
+        jcs::write_object(out, &self.payload);
+        out.extend_from_slice(b",\"seq\":");
+        out.extend_from_slice(self.seq.to_string().as_bytes());
+        out.extend_from_slice(b",\"session_id\":");
+        jcs::write_str(out, &self.session_id);
+        let split = out.len();
+        out.extend_from_slice(b",\"text\":");
+        jcs::write_str(out, &self.text);
+        out.extend_from_slice(b",\"timestamp_ms\":");
+        out.extend_from_slice(self.timestamp_ms.to_string().as_bytes());
+        out.extend_from_slice(b",\"to\":");
+        jcs::write_str(out, self.to.as_str());
+        out.extend_from_slice(b",\"type\":");
+        jcs::write_str(out, &self.msg_type);
+        out.push(b'}');
+        split
     }
 
     fn check(&self) -> Result<(), ChannelError> {
@@ -725,10 +750,15 @@ impl Message {
             ));
         }
         self.check()?;
-        let mut map = self.unsigned_map();
-        let signature = key.sign(&jcs::to_vec(&Value::Object(map.clone())));
-        map.insert("signature".into(), encode_b64(&signature.to_bytes()).into());
-        let canonical = jcs::to_vec(&Value::Object(map));
+        let mut unsigned = Vec::with_capacity(512 + self.text.len());
+        let split = self.write_unsigned(&mut unsigned);
+        let signature = key.sign(&unsigned);
+        let mut canonical = Vec::with_capacity(unsigned.len() + SIG_MEMBER_LEN);
+        canonical.extend_from_slice(&unsigned[..split]);
+        canonical.extend_from_slice(SIG_PREFIX);
+        canonical.extend_from_slice(encode_b64(&signature.to_bytes()).as_bytes());
+        canonical.push(b'"');
+        canonical.extend_from_slice(&unsigned[split..]);
         if canonical.len() > MAX_MESSAGE_BYTES {
             return Err(ChannelError::TooLarge {
                 what: "message",
@@ -829,8 +859,22 @@ impl SignedMessage {
             payload,
         };
         message.check()?;
-        map.remove("signature");
-        if !key.verify_strict(&jcs::to_vec(&Value::Object(map)), &signature) {
+        // The signing input is the canonical bytes without the signature
+        // member. In canonical form that member is the last occurrence of
+        // `,"signature":"`: only text, timestamp_ms, to and type follow it,
+        // and none can hold an unescaped quote.
+        let pos = bytes
+            .windows(SIG_PREFIX.len())
+            .rposition(|w| w == SIG_PREFIX)
+            .ok_or_else(|| malformed(WHAT, "no signature member"))?;
+        let end = pos + SIG_MEMBER_LEN;
+        if bytes.get(pos + SIG_PREFIX.len()..end - 1) != Some(sig_text.as_bytes()) {
+            return Err(malformed(WHAT, "signature member out of place"));
+        }
+        let mut unsigned = Vec::with_capacity(bytes.len());
+        unsigned.extend_from_slice(&bytes[..pos]);
+        unsigned.extend_from_slice(&bytes[end..]);
+        if !key.verify_strict(&unsigned, &signature) {
             return Err(ChannelError::BadSignature(message.from.to_string()));
         }
         Ok(SignedMessage {
@@ -1721,7 +1765,16 @@ mod tests {
         assert!(float.sign(&s.key).is_err());
         let mut ok = m;
         ok.msg_type = "message".into();
+        // A payload member named "signature" (and a text full of quotes)
+        // does not confuse where the real signature member is.
+        ok.payload
+            .insert("signature".into(), Value::from("A".repeat(86)));
+        ok.text = "\",\"signature\":\"".into();
         let signed = ok.sign(&s.key).unwrap();
+        assert_eq!(
+            SignedMessage::parse_and_verify(signed.to_bytes(), s.key.public()).unwrap(),
+            signed
+        );
         let text = String::from_utf8(signed.to_bytes().to_vec()).unwrap();
         let edited = text.replace("\"seq\":0", "\"seq\":1");
         assert!(matches!(

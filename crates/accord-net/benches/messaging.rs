@@ -119,23 +119,32 @@ async fn pair(hub: accord_net::agent::HubAddr, record: bool) -> Pair {
     p
 }
 
-/// Sends `n` messages back to back and waits until all arrived.
+/// Concurrent senders per burst: sends are pipelined (each awaits the
+/// hub's verdict, several are in flight), as an agent busy with many tasks
+/// would send.
+const SENDERS: u64 = 8;
+
+/// Sends `n` messages from `SENDERS` tasks and waits until all arrived.
 async fn burst(p: &mut Pair, n: u64, text: &str) -> Duration {
     let start = Instant::now();
     let to = p.bob.agent_id().to_string();
-    let mut got = 0;
-    for _ in 0..n {
-        p.alice.send(&to, text).await.unwrap();
-        while let Ok(_m) = p.rx.try_recv() {
-            got += 1;
-        }
+    let mut tasks = Vec::new();
+    for _ in 0..SENDERS {
+        let (a, to, text) = (p.alice.clone(), to.clone(), text.to_owned());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..n / SENDERS {
+                a.send(&to, &text).await.unwrap();
+            }
+        }));
     }
-    while got < n {
+    for _ in 0..(n / SENDERS) * SENDERS {
         tokio::time::timeout(Duration::from_secs(30), p.rx.recv())
             .await
             .expect("messages lost")
             .unwrap();
-        got += 1;
+    }
+    for t in tasks {
+        t.await.unwrap();
     }
     start.elapsed()
 }

@@ -124,7 +124,12 @@ struct Inner {
     db: Mutex<ChannelDb>,
     sessions: Mutex<HashMap<String, Live>>,
     hub: Mutex<Option<Arc<HubClient>>>,
-    receiver: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Held from sealing an envelope until it is handed to the hub, so
+    /// concurrent sends reach the hub in sequence-number order (the
+    /// receiver's replay window tolerates only 64 positions of reordering).
+    send_order: tokio::sync::Mutex<()>,
+    /// The receive loop and the bundle refresher of the attached hub.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     handlers: RwLock<Vec<Handler>>,
     error_handlers: RwLock<Vec<ErrorHandler>>,
     recorder: Option<Recorder>,
@@ -135,8 +140,8 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(r) = lock(&self.receiver).take() {
-            r.abort();
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
         }
     }
 }
@@ -211,7 +216,8 @@ impl Agent {
                 db: Mutex::new(db),
                 sessions: Mutex::new(HashMap::new()),
                 hub: Mutex::new(None),
-                receiver: Mutex::new(None),
+                send_order: tokio::sync::Mutex::new(()),
+                tasks: Mutex::new(Vec::new()),
                 handlers: RwLock::new(Vec::new()),
                 error_handlers: RwLock::new(Vec::new()),
                 recorder,
@@ -265,23 +271,32 @@ impl Agent {
         let deliveries = client
             .take_deliveries()
             .ok_or_else(|| NetError::Protocol("deliveries already taken".into()))?;
-        let task = tokio::spawn(receive_loop(
+        *lock(&self.inner.hub) = Some(client.clone());
+        let receiver = tokio::spawn(receive_loop(
             Arc::downgrade(&self.inner),
             client.clone(),
             deliveries,
         ));
-        if let Some(old) = lock(&self.inner.receiver).replace(task.abort_handle()) {
-            old.abort();
+        let refresher = tokio::spawn(refresh_bundle(
+            Arc::downgrade(&self.inner),
+            client.clone(),
+            bundle.to_bytes().to_vec(),
+        ));
+        let old = std::mem::replace(
+            &mut *lock(&self.inner.tasks),
+            vec![receiver.abort_handle(), refresher.abort_handle()],
+        );
+        for t in old {
+            t.abort();
         }
-        *lock(&self.inner.hub) = Some(client);
         Ok(queued)
     }
 
     /// Disconnects from the hub (messages sent to this agent are queued by
     /// the hub until it attaches again).
     pub fn detach(&self) {
-        if let Some(r) = lock(&self.inner.receiver).take() {
-            r.abort();
+        for t in lock(&self.inner.tasks).drain(..) {
+            t.abort();
         }
         lock(&self.inner.hub).take();
     }
@@ -334,8 +349,15 @@ impl Agent {
     ) -> Result<SendReceipt, NetError> {
         let to = parse_agent(to)?;
         let hub = self.hub()?;
-        let (envelope, signed) = self.seal_for(&to, msg_type, text, payload).await?;
-        let (qid, online) = hub.send(&envelope).await?;
+        let (pending, signed) = {
+            let _order = self.inner.send_order.lock().await;
+            let (envelope, signed) = self.seal(&to, msg_type, text, payload).await?;
+            (hub.submit_send(&envelope).await?, signed)
+        };
+        // Replies are awaited outside the lock: many sends can be in flight.
+        let (qid, online) = hub.finish_send(pending, to.as_str()).await?;
+        self.inner.sent.fetch_add(1, Ordering::Relaxed);
+        self.record(SENT_EVENT, &signed);
         let m = signed.message();
         Ok(SendReceipt {
             message_id: m.id.to_string(),
@@ -351,6 +373,19 @@ impl Agent {
     /// (after [`Agent::connect_with_bundle`]) over any transport; the peer
     /// passes the envelope to [`Agent::receive_envelope`].
     pub async fn seal_for(
+        &self,
+        to: &AgentId,
+        msg_type: &str,
+        text: &str,
+        payload: Map<String, Value>,
+    ) -> Result<(Envelope, SignedMessage), NetError> {
+        let sealed = self.seal(to, msg_type, text, payload).await?;
+        self.inner.sent.fetch_add(1, Ordering::Relaxed);
+        self.record(SENT_EVENT, &sealed.1);
+        Ok(sealed)
+    }
+
+    async fn seal(
         &self,
         to: &AgentId,
         msg_type: &str,
@@ -378,8 +413,6 @@ impl Agent {
             }
             live.session.seal(&self.inner.key, draft)?
         };
-        self.inner.sent.fetch_add(1, Ordering::Relaxed);
-        self.record(SENT_EVENT, &signed);
         Ok((envelope, signed))
     }
 
@@ -547,7 +580,7 @@ impl Agent {
     /// returns the message.
     pub async fn receive_envelope(&self, envelope: &[u8]) -> Result<SignedMessage, NetError> {
         let env = Envelope::parse(envelope)?;
-        self.ensure_peer_key(&env.from).await?;
+        self.ensure_peer_key(&env.from, None).await?;
         let mut out = self.open_batch(vec![Ok(env)])?;
         let result = out
             .pop()
@@ -563,15 +596,22 @@ impl Agent {
 
     /// Makes sure the identity key of `peer` is pinned, fetching its bundle
     /// from the hub on first contact.
-    async fn ensure_peer_key(&self, peer: &AgentId) -> Result<(), NetError> {
+    async fn ensure_peer_key(
+        &self,
+        peer: &AgentId,
+        via: Option<&Arc<HubClient>>,
+    ) -> Result<(), NetError> {
         if lock(&self.inner.db).pinned(peer)?.is_some() {
             return Ok(());
         }
-        let hub = lock(&self.inner.hub).clone().ok_or_else(|| {
-            NetError::PeerNotFound(format!(
-                "{peer} (unknown here and no hub attached: connect_with_bundle first)"
-            ))
-        })?;
+        let hub = match via {
+            Some(h) => h.clone(),
+            None => lock(&self.inner.hub).clone().ok_or_else(|| {
+                NetError::Input(format!(
+                    "{peer} is unknown here and no hub is attached: pass its bundle to connect_with_bundle first"
+                ))
+            })?,
+        };
         let bytes = hub.get_bundle(peer.as_str()).await?;
         let b = self.accept_bundle(&bytes, now_ms())?;
         if b.agent_id() != peer {
@@ -697,6 +737,34 @@ impl Agent {
     }
 }
 
+/// How often an attached agent checks whether its exchange key is due for
+/// rotation (and republishes its bundle when it rotated).
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Keeps the hub's copy of the bundle current while attached: a long-lived
+/// agent rotates its exchange key every 24 h and its bundle must not expire.
+async fn refresh_bundle(weak: Weak<Inner>, client: Arc<HubClient>, mut published: Vec<u8>) {
+    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let agent = Agent { inner };
+        match agent.public_bundle() {
+            Ok(b) if b.to_bytes() != published.as_slice() => {
+                match client.register(&agent.inner.key, &b).await {
+                    Ok(_) => published = b.to_bytes().to_vec(),
+                    Err(e) => agent.report(&e),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => agent.report(&e),
+        }
+    }
+}
+
 async fn receive_loop(weak: Weak<Inner>, client: Arc<HubClient>, mut rx: mpsc::Receiver<Delivery>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -715,7 +783,12 @@ async fn receive_loop(weak: Weak<Inner>, client: Arc<HubClient>, mut rx: mpsc::R
         for d in &batch {
             let env = Envelope::from_value(&d.envelope).map_err(NetError::from);
             let env = match env {
-                Ok(e) => agent.ensure_peer_key(&e.from).await.map(|()| e),
+                // The connection the envelope came from, not whatever hub
+                // is attached now (attach may still be finishing).
+                Ok(e) => agent
+                    .ensure_peer_key(&e.from, Some(&client))
+                    .await
+                    .map(|()| e),
                 Err(e) => Err(e),
             };
             envs.push(env);

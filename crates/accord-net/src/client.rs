@@ -27,6 +27,13 @@ pub struct Delivery {
     pub envelope: Value,
 }
 
+/// A submitted request whose reply is still to come.
+#[derive(Debug)]
+pub struct PendingReply {
+    id: u64,
+    rx: oneshot::Receiver<Result<Value, NetError>>,
+}
+
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, NetError>>>>>;
 
 /// A connection to a hub.
@@ -173,6 +180,18 @@ impl HubClient {
 
     /// Sends `cmd` with `args` and waits for the reply's `result`.
     pub async fn request(&self, cmd: &str, args: Map<String, Value>) -> Result<Value, NetError> {
+        let pending = self.submit(cmd, args).await?;
+        self.wait(pending).await
+    }
+
+    /// Hands a request to the connection without waiting for its reply:
+    /// requests submitted one after another reach the hub in that order,
+    /// while their replies are awaited concurrently ([`HubClient::wait`]).
+    pub async fn submit(
+        &self,
+        cmd: &str,
+        args: Map<String, Value>,
+    ) -> Result<PendingReply, NetError> {
         if let Some(reason) = self
             .closed
             .lock()
@@ -204,7 +223,12 @@ impl HubClient {
                 .remove(&id);
             return Err(NetError::Disconnected("the connection is closed".into()));
         }
-        match tokio::time::timeout(REQUEST_TIMEOUT, wrx).await {
+        Ok(PendingReply { id, rx: wrx })
+    }
+
+    /// Waits for the reply to a submitted request.
+    pub async fn wait(&self, pending: PendingReply) -> Result<Value, NetError> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, pending.rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(NetError::Disconnected(
                 self.closed
@@ -217,7 +241,7 @@ impl HubClient {
                 self.pending
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
+                    .remove(&pending.id);
                 Err(NetError::Timeout(REQUEST_TIMEOUT.as_secs()))
             }
         }
@@ -276,11 +300,28 @@ impl HubClient {
     /// Hands an envelope to the hub. Returns the queue id and whether the
     /// recipient was online.
     pub async fn send(&self, envelope: &Envelope) -> Result<(u64, bool), NetError> {
+        let pending = self.submit_send(envelope).await?;
+        self.finish_send(pending, envelope.to.as_str()).await
+    }
+
+    /// The first half of [`HubClient::send`]: the envelope is on its way,
+    /// in order with other submissions.
+    pub async fn submit_send(&self, envelope: &Envelope) -> Result<PendingReply, NetError> {
         let mut args = Map::new();
         args.insert("envelope".into(), envelope.to_value());
-        let to = envelope.to.to_string();
-        let r = self.request("send", args).await.map_err(|e| match e {
-            NetError::Hub { code, .. } if code == "peer_not_found" => NetError::PeerNotFound(to),
+        self.submit("send", args).await
+    }
+
+    /// The second half of [`HubClient::send`]: the hub's verdict.
+    pub async fn finish_send(
+        &self,
+        pending: PendingReply,
+        to: &str,
+    ) -> Result<(u64, bool), NetError> {
+        let r = self.wait(pending).await.map_err(|e| match e {
+            NetError::Hub { code, .. } if code == "peer_not_found" => {
+                NetError::PeerNotFound(to.to_owned())
+            }
             other => other,
         })?;
         if r.get("accepted") != Some(&Value::Bool(true)) {

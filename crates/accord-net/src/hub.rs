@@ -31,6 +31,9 @@ pub const HUB_PROTOCOL: &str = "accord-hub/1";
 pub const AUTH_FORMAT: &str = "accord-hub-auth/1";
 /// File name of the hub's database inside `--data DIR`.
 pub const HUB_DB: &str = "hub.db";
+/// Most envelopes pushed to one connection and not yet acknowledged; the
+/// hub waits for acks beyond that, so a slow receiver bounds its own queue.
+pub const MAX_UNACKED: u64 = 1024;
 
 /// Limits a hub enforces, each with a clear error when reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,12 +306,18 @@ impl HubCore {
             }
             *n += 1;
         }
-        let res = self.db().execute(
-            "INSERT INTO queue (to_agent, from_agent, envelope, received_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![to, from, envelope.to_bytes(), now_ms() as i64],
-        );
+        let res = {
+            // One lock for the insert and its rowid, so a concurrent insert
+            // cannot hand back another envelope's qid.
+            let db = self.db();
+            db.execute(
+                "INSERT INTO queue (to_agent, from_agent, envelope, received_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![to, from, envelope.to_bytes(), now_ms() as i64],
+            )
+            .map(|_| db.last_insert_rowid())
+        };
         let qid = match res {
-            Ok(_) => self.db().last_insert_rowid() as u64,
+            Ok(rowid) => rowid as u64,
             Err(e) => {
                 self.adjust_queued(to, -1);
                 return Err(internal(e));
@@ -460,6 +469,10 @@ struct Conn {
     id: u64,
     challenge: String,
     agent: Option<String>,
+    /// Acknowledgements received on this connection, and the signal that
+    /// wakes its delivery loop.
+    acked: Arc<AtomicU64>,
+    notify: Arc<Notify>,
     tokens: f64,
     last: Instant,
 }
@@ -535,6 +548,8 @@ where
         id: core.next_conn.fetch_add(1, Ordering::Relaxed),
         challenge,
         agent: None,
+        acked: Arc::new(AtomicU64::new(0)),
+        notify: Arc::new(Notify::new()),
         tokens: f64::from(limits.burst),
         last: Instant::now(),
     };
@@ -647,7 +662,10 @@ fn handle(
             (_, None) => Err(refuse("bad_request", "ack needs \"qids\": an array of integers")),
             (Some(agent), Some(list)) if list.len() <= 10_000 => {
                 let qids: Vec<u64> = list.iter().filter_map(Value::as_u64).collect();
-                Ok(serde_json::json!({"acked": core.ack(agent, &qids)}))
+                let n = core.ack(agent, &qids);
+                conn.acked.fetch_add(qids.len() as u64, Ordering::Relaxed);
+                conn.notify.notify_one();
+                Ok(serde_json::json!({"acked": n}))
             }
             (Some(_), Some(_)) => Err(refuse("bad_request", "at most 10000 qids per ack")),
         },
@@ -718,11 +736,12 @@ fn register(
     core.register(&bundle)?;
     let agent = bundle.agent_id().as_str().to_owned();
     if conn.agent.is_none() {
-        let notify = Arc::new(Notify::new());
+        let notify = conn.notify.clone();
         let task = tokio::spawn(delivery_loop(
             core.clone(),
             agent.clone(),
             notify.clone(),
+            conn.acked.clone(),
             tx.clone(),
         ));
         core.go_online(&agent, conn.id, notify, task.abort_handle());
@@ -750,15 +769,23 @@ async fn delivery_loop(
     core: Arc<HubCore>,
     agent: String,
     notify: Arc<Notify>,
+    acked: Arc<AtomicU64>,
     tx: mpsc::Sender<Vec<u8>>,
 ) {
     let mut cursor = 0u64;
+    let mut pushed = 0u64;
     loop {
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let rows = core.pending(&agent, cursor, 256);
+        let room = MAX_UNACKED.saturating_sub(pushed.saturating_sub(acked.load(Ordering::Relaxed)));
+        let rows = if room == 0 {
+            Vec::new()
+        } else {
+            core.pending(&agent, cursor, room.min(256) as usize)
+        };
         if rows.is_empty() {
+            // Woken by a new envelope for this agent or by an ack.
             notified.await;
             continue;
         }
@@ -771,6 +798,7 @@ async fn delivery_loop(
             if tx.send(frame::encode(&body)).await.is_err() {
                 return;
             }
+            pushed += 1;
             core.counters.delivered.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -476,6 +476,7 @@ async fn offline_delivery_survives_a_hub_restart() {
     let (hub, core, _server) = tcp_hub(Some(&data), Limits::default()).await;
     assert_eq!(core.queued_total(), 1);
     let mut rx = bob.subscribe();
+    bob.on_error(|e| eprintln!("bob refused: {e}"));
     assert_eq!(bob.attach(hub.as_str()).await.unwrap(), 1);
     assert_eq!(next(&mut rx).await.message().text, "while you were away");
     // Acknowledged, so removed.
@@ -634,4 +635,37 @@ async fn hub_redelivery_and_replays_through_the_hub_are_dropped() {
         !errors.is_empty() && errors.iter().all(|e| e.contains("replay")),
         "{errors:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backlog_arrives_in_full_under_flow_control() {
+    // More envelopes than the hub pushes unacknowledged (MAX_UNACKED) and
+    // than the client buffers: all arrive, in order, once.
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LocalHub::new().unwrap();
+    let opts = AgentOptions { record: false };
+    let alice = Agent::init(&dir.path().join("a"), None, None, opts).unwrap();
+    let bob = Agent::init(&dir.path().join("b"), None, None, opts).unwrap();
+    bob.attach(&hub).await.unwrap();
+    bob.detach();
+    alice.attach(&hub).await.unwrap();
+    let n = accord_net::hub::MAX_UNACKED as usize + 500;
+    for i in 0..n {
+        alice
+            .send(bob.agent_id().as_str(), &i.to_string())
+            .await
+            .unwrap();
+    }
+    let mut rx = bob.subscribe();
+    assert_eq!(bob.attach(&hub).await.unwrap(), n as u64);
+    for i in 0..n {
+        assert_eq!(next(&mut rx).await.message().text, i.to_string());
+    }
+    timeout(T, async {
+        while hub.core().queued_total() != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("backlog never acknowledged");
 }

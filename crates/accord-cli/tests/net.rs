@@ -165,6 +165,47 @@ fn two_agents_exchange_through_a_hub_process() {
     assert_eq!(peers["hub_agents"][0], bob_id.as_str());
     assert_eq!(peers["pinned"][0]["agent_id"], bob_id.as_str());
 
+    // chat: lines typed on stdin are sent; bob's listener prints them.
+    let mut listen2 = Guard(Some(
+        accord(&bob)
+            .args(["listen", "--hub", &addr, "--count", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let banner = first_line(listen2.child().stderr.take().unwrap());
+    assert!(banner.contains("listening as"), "{banner}");
+    let mut chat = accord(&alice)
+        .args(["chat", "--hub", &addr, &bob_id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = chat.stdin.take().unwrap();
+        stdin.write_all(b"line one\n\nline two\n").unwrap();
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(chat.wait_with_output());
+    });
+    ok(rx.recv_timeout(T).expect("chat did not finish").unwrap());
+    let (tx, rx) = mpsc::channel();
+    let mut stdout = listen2.child().stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut buf);
+        let _ = tx.send(buf);
+    });
+    let printed = rx.recv_timeout(T).expect("listen did not finish");
+    let got: Vec<&str> = printed.lines().collect();
+    assert_eq!(got.len(), 2, "{printed}");
+    assert!(got[0].ends_with("[message] line one"), "{printed}");
+    assert!(got[1].ends_with("[message] line two"), "{printed}");
+
     // Errors: unknown recipient, unreachable hub.
     let unknown = accord(&alice)
         .args([

@@ -122,6 +122,9 @@ struct Inner {
     key: Keypair,
     home: PathBuf,
     db: Mutex<ChannelDb>,
+    /// Pinned keys already read, so a message does not pay for decoding and
+    /// checking a key (a full scalar multiplication) every time.
+    pins: Mutex<HashMap<AgentId, PublicKey>>,
     sessions: Mutex<HashMap<String, Live>>,
     hub: Mutex<Option<Arc<HubClient>>>,
     /// Held from sealing an envelope until it is handed to the hub, so
@@ -214,6 +217,7 @@ impl Agent {
                 key,
                 home: home.dir().to_owned(),
                 db: Mutex::new(db),
+                pins: Mutex::new(HashMap::new()),
                 sessions: Mutex::new(HashMap::new()),
                 hub: Mutex::new(None),
                 send_order: tokio::sync::Mutex::new(()),
@@ -504,6 +508,18 @@ impl Agent {
         Ok(bundle)
     }
 
+    /// The key pinned for `peer` (cached).
+    fn pinned(&self, peer: &AgentId) -> Result<Option<PublicKey>, NetError> {
+        if let Some(k) = lock(&self.inner.pins).get(peer) {
+            return Ok(Some(*k));
+        }
+        let k = lock(&self.inner.db).pinned(peer)?;
+        if let Some(k) = k {
+            lock(&self.inner.pins).insert(peer.clone(), k);
+        }
+        Ok(k)
+    }
+
     /// Opens a session to `peer` ahead of the first message (optional:
     /// `send` does it when needed). Returns the session id.
     pub async fn connect(&self, peer: &str) -> Result<String, NetError> {
@@ -542,7 +558,9 @@ impl Agent {
         let peer = parse_agent(peer)?;
         let key = PublicKey::from_b64(key).map_err(|e| NetError::Input(e.to_string()))?;
         lock(&self.inner.sessions).retain(|_, l| l.session.peer() != &peer);
-        lock(&self.inner.db).repin(&peer, &key, now_ms())
+        lock(&self.inner.db).repin(&peer, &key, now_ms())?;
+        lock(&self.inner.pins).insert(peer, key);
+        Ok(())
     }
 
     /// State of the agent.
@@ -601,7 +619,7 @@ impl Agent {
         peer: &AgentId,
         via: Option<&Arc<HubClient>>,
     ) -> Result<(), NetError> {
-        if lock(&self.inner.db).pinned(peer)?.is_some() {
+        if self.pinned(peer)?.is_some() {
             return Ok(());
         }
         let hub = match via {
@@ -659,7 +677,7 @@ impl Agent {
                 env.to
             )));
         }
-        let peer_key = lock(&self.inner.db)
+        let peer_key = self
             .pinned(&env.from)?
             .ok_or_else(|| NetError::PeerNotFound(env.from.to_string()))?;
         if let Some(live) = self.live(sessions, &env.session_id)? {

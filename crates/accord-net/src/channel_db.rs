@@ -329,13 +329,11 @@ impl ChannelDb {
 
     /// The session currently used with `peer`.
     pub fn current_session(&self, peer: &AgentId) -> Result<Option<String>, NetError> {
+        // Cached statement: this runs for every message sent.
         Ok(self
             .conn
-            .query_row(
-                "SELECT session_id FROM current WHERE peer = ?1",
-                [peer.as_str()],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT session_id FROM current WHERE peer = ?1")?
+            .query_row([peer.as_str()], |r| r.get(0))
             .optional()?)
     }
 

@@ -261,6 +261,16 @@ impl HubCore {
             .flatten()
     }
 
+    /// Whether `agent_id` is registered (a cached statement: this runs for
+    /// every envelope).
+    pub fn is_registered(&self, agent_id: &str) -> bool {
+        let db = self.db();
+        let Ok(mut st) = db.prepare_cached("SELECT 1 FROM agents WHERE agent_id = ?1") else {
+            return false;
+        };
+        st.exists([agent_id]).unwrap_or(false)
+    }
+
     /// Registered agent ids (at most `limit`), sorted.
     pub fn agents(&self, limit: usize) -> Vec<String> {
         let db = self.db();
@@ -286,7 +296,7 @@ impl HubCore {
             ));
         }
         let to = envelope.to.as_str();
-        if self.bundle(to).is_none() {
+        if !self.is_registered(to) {
             return Err(refuse(
                 "peer_not_found",
                 format!("no agent {to} is registered on this hub"),

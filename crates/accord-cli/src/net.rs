@@ -260,7 +260,13 @@ pub fn listen(home: &Home, args: ListenArgs) -> Result<(), CliError> {
         );
         let mut n = 0u64;
         while args.count.is_none_or(|c| n < c) {
-            let Some(m) = rx.recv().await else { break };
+            // Ctrl-C ends the loop cleanly, so every message printed is
+            // also recorded in the chain (flushed below).
+            let m = tokio::select! {
+                m = rx.recv() => m,
+                _ = tokio::signal::ctrl_c() => None,
+            };
+            let Some(m) = m else { break };
             print_message(&m, args.json);
             n += 1;
         }
@@ -289,11 +295,12 @@ pub fn chat(home: &Home, args: ChatArgs) -> Result<(), CliError> {
             }
         });
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Some(line) = lines
-            .next_line()
-            .await
-            .map_err(|e| CliError::io(format!("reading the terminal: {e}")))?
-        {
+        loop {
+            let line = tokio::select! {
+                l = lines.next_line() => l.map_err(|e| CliError::io(format!("reading the terminal: {e}")))?,
+                _ = tokio::signal::ctrl_c() => None,
+            };
+            let Some(line) = line else { break };
             if line.trim().is_empty() {
                 continue;
             }

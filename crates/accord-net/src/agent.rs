@@ -411,9 +411,11 @@ impl Agent {
                 .live(&mut sessions, &session_id)?
                 .ok_or_else(|| NetError::Db(format!("session {session_id} disappeared")))?;
             if live.session.next_seq() >= live.reserved {
-                let upto = live.session.next_seq() + SEQ_BLOCK;
-                lock(&self.inner.db).reserve_send(&session_id, upto, now)?;
-                live.reserved = upto;
+                let end = lock(&self.inner.db).reserve_send(&session_id, now)?;
+                // Another process may have reserved blocks in between:
+                // continue at the start of the block just reserved.
+                live.session.set_next_seq(end - SEQ_BLOCK);
+                live.reserved = end;
             }
             live.session.seal(&self.inner.key, draft)?
         };

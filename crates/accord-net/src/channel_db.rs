@@ -346,18 +346,22 @@ impl ChannelDb {
         Ok(())
     }
 
-    /// Records that sequence numbers below `upto` may have been used.
-    pub fn reserve_send(
-        &mut self,
-        session_id: &str,
-        upto: u64,
-        now_ms: u64,
-    ) -> Result<(), NetError> {
-        self.conn.execute(
-            "UPDATE sessions SET send_reserved = MAX(send_reserved, ?2), used_ms = ?3 WHERE session_id = ?1",
-            params![session_id, upto as i64, now_ms as i64],
-        )?;
-        Ok(())
+    /// Reserves the next block of [`SEQ_BLOCK`] sequence numbers of a
+    /// session and returns the end of the block (exclusive). The increment
+    /// is atomic in the database, so two processes sending in one session
+    /// (say `accord listen` and `accord send` on the same home) get disjoint
+    /// blocks and never reuse an AES-GCM nonce.
+    pub fn reserve_send(&mut self, session_id: &str, now_ms: u64) -> Result<u64, NetError> {
+        let end: i64 = self
+            .conn
+            .prepare_cached(
+                "UPDATE sessions SET send_reserved = send_reserved + ?2, used_ms = ?3
+                 WHERE session_id = ?1 RETURNING send_reserved",
+            )?
+            .query_row(params![session_id, SEQ_BLOCK as i64, now_ms as i64], |r| {
+                r.get(0)
+            })?;
+        Ok(end as u64)
     }
 
     /// Persists replay windows (one transaction for a batch of messages).

@@ -669,3 +669,45 @@ async fn a_large_backlog_arrives_in_full_under_flow_control() {
     .await
     .expect("backlog never acknowledged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_home_never_reuse_sequence_numbers() {
+    // `accord listen` and `accord send` may run on the same home at once:
+    // both send in the same session, from disjoint blocks of sequence
+    // numbers (a reused number would be a reused AES-GCM nonce).
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (agent(dir.path(), "alice"), agent(dir.path(), "bob"));
+    alice
+        .connect_with_bundle(bob.public_bundle().unwrap().to_bytes())
+        .unwrap();
+    bob.connect_with_bundle(alice.public_bundle().unwrap().to_bytes())
+        .unwrap();
+    let (e, _) = alice
+        .seal_for(bob.agent_id(), "message", "first", Map::new())
+        .await
+        .unwrap();
+    bob.receive_envelope(&e.to_bytes()).await.unwrap();
+    let twin = Agent::open(alice.home(), None, AgentOptions::default()).unwrap();
+    let mut seqs = std::collections::BTreeSet::new();
+    seqs.insert(e.seq);
+    let mut seal = async |a: &Agent, n: usize| {
+        for _ in 0..n {
+            let (env, _) = a
+                .seal_for(bob.agent_id(), "message", "x", Map::new())
+                .await
+                .unwrap();
+            assert_eq!(env.session_id, e.session_id);
+            assert!(
+                seqs.insert(env.seq),
+                "sequence number {} used twice",
+                env.seq
+            );
+        }
+    };
+    // The twin reserves the block after alice's; alice then runs past the
+    // end of her block, and must continue after the twin's.
+    seal(&twin, 1).await;
+    seal(&alice, 300).await;
+    seal(&twin, 300).await;
+    seal(&alice, 10).await;
+}

@@ -430,7 +430,10 @@ pub fn demo_exchange(scratch: &std::path::Path) -> Result<(), CliError> {
         if text.contains("Q3") || text.contains("T-7") {
             return Err(fail("plaintext in the hub's storage"));
         }
-        println!("   what the hub stores: {}…  (no plaintext)", &text[..text.len().min(72)]);
+        println!(
+            "   what the hub stores: {}…  (no plaintext)",
+            text.chars().take(72).collect::<String>()
+        );
         let mut rx = worker.subscribe();
         let mut prx = planner.subscribe();
         worker.attach(addr.as_str()).await?;

@@ -1373,10 +1373,14 @@ impl Session {
             encode_b64(&self.recv.base_nonce).into(),
         );
         m.insert("created_ms".into(), self.created_ms.into());
-        let out = Zeroizing::new(jcs::to_vec(&Value::Object(m.clone())));
-        for v in m.values_mut() {
-            if let Value::String(s) = v {
-                s.zeroize();
+        let mut doc = Value::Object(m);
+        let out = Zeroizing::new(jcs::to_vec(&doc));
+        // The base64 copies of the keys must not outlive this call either.
+        if let Value::Object(m) = &mut doc {
+            for v in m.values_mut() {
+                if let Value::String(s) = v {
+                    s.zeroize();
+                }
             }
         }
         out
@@ -1454,7 +1458,12 @@ impl AtRestKey {
 
     /// Encrypts `plaintext` bound to `aad` (e.g. table and row id) under a
     /// fresh random `nonce`; returns nonce ‖ ciphertext.
-    pub fn seal(&self, nonce: [u8; 12], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    pub fn seal(
+        &self,
+        nonce: [u8; 12],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, ChannelError> {
         let ct = self
             .0
             .encrypt(
@@ -1464,11 +1473,11 @@ impl AtRestKey {
                     aad,
                 },
             )
-            .unwrap_or_default();
+            .map_err(|_| ChannelError::AtRest)?;
         let mut out = Vec::with_capacity(12 + ct.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
-        out
+        Ok(out)
     }
 
     /// Decrypts what [`AtRestKey::seal`] produced with the same `aad`.
@@ -1733,7 +1742,7 @@ mod tests {
     fn at_rest_round_trip() {
         let key = Keypair::from_seed(&[4; 32]).unwrap();
         let k = AtRestKey::derive(&key);
-        let sealed = k.seal([1; 12], b"row", b"secret");
+        let sealed = k.seal([1; 12], b"row", b"secret").unwrap();
         assert_eq!(&*k.open(b"row", &sealed).unwrap(), b"secret");
         assert_eq!(k.open(b"other", &sealed), Err(ChannelError::AtRest));
         let other = AtRestKey::derive(&Keypair::from_seed(&[5; 32]).unwrap());

@@ -88,7 +88,7 @@ impl ChannelDb {
     }
 
     fn seal(&self, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>, NetError> {
-        Ok(self.at_rest.seal(random()?, aad.as_bytes(), plaintext))
+        Ok(self.at_rest.seal(random()?, aad.as_bytes(), plaintext)?)
     }
 
     /// The current exchange key and its bundle, making (and storing) a new

@@ -9,6 +9,30 @@
 //!   registration by signed challenge, durable store-and-forward queue.
 //! * [`HubClient`] — the client side of the hub protocol.
 //!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), accord_net::NetError> {
+//! use accord_net::{Agent, AgentOptions, LocalHub};
+//!
+//! let dir = tempfile::tempdir().map_err(|e| accord_net::NetError::Io(e.to_string()))?;
+//! let hub = LocalHub::new()?;
+//! let opts = AgentOptions::default();
+//! let planner = Agent::init(&dir.path().join("planner"), Some("planner"), None, opts)?;
+//! let worker = Agent::init(&dir.path().join("worker"), Some("worker"), None, opts)?;
+//! planner.attach(&hub).await?;
+//! worker.attach(&hub).await?;
+//!
+//! let mut inbox = worker.subscribe();
+//! worker.on_message(|m| println!("{}: {}", m.message().from, m.message().text));
+//! let receipt = planner.send(worker.agent_id().as_str(), "summarise Q3").await?;
+//! let got = inbox.recv().await.expect("delivered");
+//! assert_eq!(got.message().text, "summarise Q3");
+//! // Both chains record the message by the hash of its signed form.
+//! assert_eq!(got.hash().to_hex(), receipt.message_hash);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The cryptography is in [`accord_core::channel`] (sans-I/O); this crate
 //! adds sockets, the clock, randomness and storage. `docs/PROTOCOL.md` §15–16
 //! specify the formats and the hub protocol.

@@ -275,6 +275,10 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         }
     }
 
+    let messaging = base.join("messaging");
+    fs::create_dir_all(&messaging).map_err(|e| CliError::io(e.to_string()))?;
+    crate::net::demo_exchange(&messaging)?;
+
     if !all_caught {
         return Err(CliError::new(
             Code::VerifyFailed,
@@ -292,6 +296,9 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         "   - the handoff was verified before the executor acted; the altered copy went to quarantine"
     );
     println!("   - one event can be proved alone; the archive verifies offline with nothing else");
+    println!(
+        "   - messages travel end-to-end encrypted: the hub stored no plaintext; a replay and a flipped bit were refused"
+    );
     println!(
         "\nRe-run the audit yourself: accord audit {}/*.jsonl",
         chains_dir.display()

@@ -7,6 +7,7 @@ mod demo;
 mod exit;
 mod handoff_cmd;
 mod input;
+mod net;
 mod session_cmd;
 mod timestamp_cmd;
 mod tsa;
@@ -164,6 +165,19 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run a hub for end-to-end encrypted messaging (`accord hub serve`)
+    Hub {
+        #[command(subcommand)]
+        cmd: net::HubCmd,
+    },
+    /// Send an end-to-end encrypted message through a hub
+    Send(net::SendArgs),
+    /// Receive messages through a hub and print each as it arrives
+    Listen(net::ListenArgs),
+    /// Chat with another agent through a hub (interactive, both directions)
+    Chat(net::ChatArgs),
+    /// List agents on a hub and pinned peer keys; re-pin a peer whose key changed
+    Peers(net::PeersArgs),
     /// RFC 3161 time-stamps: verify a token from any TSA, or request one for a file
     #[command(subcommand)]
     Timestamp(timestamp_cmd::TimestampCommand),
@@ -456,6 +470,11 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
             out,
             force,
         } => witness::cosign(home, &file, &log_key, out.as_deref(), force),
+        Command::Hub { cmd } => net::hub(cmd),
+        Command::Send(args) => net::send(home, args),
+        Command::Listen(args) => net::listen(home, args),
+        Command::Chat(args) => net::chat(home, args),
+        Command::Peers(args) => net::peers(home, args),
         Command::Timestamp(cmd) => timestamp_cmd::run(cmd),
         Command::Handoff(HandoffCmd::Send {
             to,

@@ -11,6 +11,7 @@
 pub mod archive;
 pub mod audit;
 pub mod chain;
+pub mod channel;
 pub mod event;
 pub mod export;
 pub mod handoff;

@@ -1,0 +1,894 @@
+//! The hub: stores public bundles, routes sealed envelopes, queues them
+//! durably for agents that are offline. It never holds a key that opens an
+//! envelope, and registration proves possession of the identity key, so it
+//! cannot be used to impersonate an agent either.
+//!
+//! One connection handler serves both the TCP hub ([`HubServer`]) and the
+//! in-process hub ([`LocalHub`], which runs it over in-memory pipes), so
+//! both speak exactly the protocol in `docs/PROTOCOL.md` §19.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use accord_core::channel::{Bundle, Envelope};
+use accord_core::{AgentId, Map, Signature, Timestamp, Value, jcs};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::AbortHandle;
+
+use crate::frame::{self, FrameError, MAX_FRAME};
+use crate::{NetError, now_ms, random};
+
+/// The protocol name `hello` returns.
+pub const HUB_PROTOCOL: &str = "accord-hub/1";
+/// `format` of the registration proof.
+pub const AUTH_FORMAT: &str = "accord-hub-auth/1";
+/// File name of the hub's database inside `--data DIR`.
+pub const HUB_DB: &str = "hub.db";
+/// Most envelopes pushed to one connection and not yet acknowledged; the
+/// hub waits for acks beyond that, so a slow receiver bounds its own queue.
+pub const MAX_UNACKED: u64 = 1024;
+
+/// Limits a hub enforces, each with a clear error when reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame body in bytes.
+    pub max_frame: usize,
+    /// Simultaneous connections.
+    pub max_connections: usize,
+    /// Envelopes queued (not yet acknowledged) for one recipient.
+    pub max_queue_per_agent: u64,
+    /// Registered agents.
+    pub max_agents: u64,
+    /// Sustained requests per second per connection.
+    pub rate_per_sec: u32,
+    /// Burst of requests per connection above the sustained rate.
+    pub burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame: MAX_FRAME,
+            max_connections: 1024,
+            max_queue_per_agent: 100_000,
+            max_agents: 100_000,
+            rate_per_sec: 50_000,
+            burst: 100_000,
+        }
+    }
+}
+
+/// A refusal the hub sends back: a stable `code` and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Stable error code.
+    pub code: &'static str,
+    /// Explanation.
+    pub message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Counters of a hub's activity.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Envelopes accepted for routing.
+    pub routed: AtomicU64,
+    /// Envelopes pushed to recipients (re-deliveries count again).
+    pub delivered: AtomicU64,
+    /// Envelopes acknowledged by recipients (and removed).
+    pub acked: AtomicU64,
+    /// Requests refused with an error.
+    pub rejected: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+}
+
+struct Online {
+    conn: u64,
+    notify: Arc<Notify>,
+    delivery: AbortHandle,
+}
+
+/// The hub's state: registered agents, the queue, who is online, counters.
+/// Storage is SQLite: a file under `--data DIR` (the queue survives a
+/// restart) or in memory.
+pub struct HubCore {
+    db: Mutex<Connection>,
+    queued: Mutex<HashMap<String, u64>>,
+    online: Mutex<HashMap<String, Online>>,
+    connections: AtomicUsize,
+    next_conn: AtomicU64,
+    limits: Limits,
+    /// Activity counters.
+    pub counters: Counters,
+}
+
+impl std::fmt::Debug for HubCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubCore")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubCore {
+    /// Opens (or creates) the hub's database in `data_dir`, or an in-memory
+    /// one when `None`.
+    pub fn open(data_dir: Option<&Path>, limits: Limits) -> Result<HubCore, NetError> {
+        let conn = match data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| NetError::Io(format!("cannot create {}: {e}", dir.display())))?;
+                Connection::open(dir.join(HUB_DB))?
+            }
+            None => Connection::open_in_memory()?,
+        };
+        // WAL + NORMAL: a committed envelope survives a crash or restart of
+        // the hub process; a power loss may lose the last commits
+        // (docs/SECURITY.md).
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS agents (
+                 agent_id TEXT PRIMARY KEY,
+                 public_key TEXT NOT NULL,
+                 bundle BLOB NOT NULL,
+                 created TEXT NOT NULL,
+                 registered_ms INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS queue (
+                 qid INTEGER PRIMARY KEY AUTOINCREMENT,
+                 to_agent TEXT NOT NULL,
+                 from_agent TEXT NOT NULL,
+                 envelope BLOB NOT NULL,
+                 received_ms INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS queue_to ON queue(to_agent, qid);",
+        )?;
+        let mut queued = HashMap::new();
+        {
+            let mut st = conn.prepare("SELECT to_agent, COUNT(*) FROM queue GROUP BY to_agent")?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (a, n) = row?;
+                queued.insert(a, n as u64);
+            }
+        }
+        Ok(HubCore {
+            db: Mutex::new(conn),
+            queued: Mutex::new(queued),
+            online: Mutex::new(HashMap::new()),
+            connections: AtomicUsize::new(0),
+            next_conn: AtomicU64::new(1),
+            limits,
+            counters: Counters::default(),
+        })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent
+        // (statements are atomic), so a poisoned lock is still usable.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Registers or updates a bundle whose owner proved possession of the
+    /// key. The first key registered for an agent_id keeps it; later bundles
+    /// must carry the same key and be at least as new.
+    pub fn register(&self, bundle: &Bundle) -> Result<(), Refusal> {
+        let db = self.db();
+        let id = bundle.agent_id().as_str();
+        let existing: Option<(String, String)> = db
+            .query_row(
+                "SELECT public_key, created FROM agents WHERE agent_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(internal)?;
+        match existing {
+            Some((key, _)) if key != bundle.public_key().to_b64() => {
+                return Err(refuse(
+                    "agent_id_taken",
+                    format!(
+                        "{id} is registered with another identity key; a registration cannot be taken over"
+                    ),
+                ));
+            }
+            Some((_, created)) if created.as_str() > bundle.created().as_str() => {
+                return Err(refuse(
+                    "stale_bundle",
+                    "the hub holds a newer bundle for this agent",
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let n: i64 = db
+                    .query_row("SELECT COUNT(*) FROM agents", [], |r| r.get(0))
+                    .map_err(internal)?;
+                if n as u64 >= self.limits.max_agents {
+                    return Err(refuse(
+                        "hub_full",
+                        format!(
+                            "the hub holds its maximum of {} agents",
+                            self.limits.max_agents
+                        ),
+                    ));
+                }
+            }
+        }
+        db.execute(
+            "INSERT INTO agents (agent_id, public_key, bundle, created, registered_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(agent_id) DO UPDATE SET bundle = ?3, created = ?4",
+            params![
+                id,
+                bundle.public_key().to_b64(),
+                bundle.to_bytes(),
+                bundle.created().as_str(),
+                now_ms() as i64
+            ],
+        )
+        .map_err(internal)?;
+        Ok(())
+    }
+
+    /// The stored bundle of `agent_id`.
+    pub fn bundle(&self, agent_id: &str) -> Option<Vec<u8>> {
+        self.db()
+            .query_row(
+                "SELECT bundle FROM agents WHERE agent_id = ?1",
+                [agent_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
+
+    /// Whether `agent_id` is registered (a cached statement: this runs for
+    /// every envelope).
+    pub fn is_registered(&self, agent_id: &str) -> bool {
+        let db = self.db();
+        let Ok(mut st) = db.prepare_cached("SELECT 1 FROM agents WHERE agent_id = ?1") else {
+            return false;
+        };
+        st.exists([agent_id]).unwrap_or(false)
+    }
+
+    /// Registered agent ids (at most `limit`), sorted.
+    pub fn agents(&self, limit: usize) -> Vec<String> {
+        let db = self.db();
+        let Ok(mut st) = db.prepare("SELECT agent_id FROM agents ORDER BY agent_id LIMIT ?1")
+        else {
+            return Vec::new();
+        };
+        st.query_map([limit as i64], |r| r.get(0))
+            .map(|rows| rows.filter_map(Result::ok).collect())
+            .unwrap_or_default()
+    }
+
+    /// Queues an envelope from the authenticated sender `from`. Returns the
+    /// queue id and whether the recipient is connected now.
+    pub fn enqueue(&self, from: &str, envelope: &Envelope) -> Result<(u64, bool), Refusal> {
+        if envelope.from.as_str() != from {
+            return Err(refuse(
+                "forbidden",
+                format!(
+                    "this connection is registered as {from}; it cannot send as {}",
+                    envelope.from
+                ),
+            ));
+        }
+        let to = envelope.to.as_str();
+        if !self.is_registered(to) {
+            return Err(refuse(
+                "peer_not_found",
+                format!("no agent {to} is registered on this hub"),
+            ));
+        }
+        {
+            let mut q = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            let n = q.entry(to.to_owned()).or_default();
+            if *n >= self.limits.max_queue_per_agent {
+                return Err(refuse(
+                    "queue_full",
+                    format!(
+                        "{to} has {} undelivered envelopes queued (the limit); retry after it reconnects",
+                        *n
+                    ),
+                ));
+            }
+            *n += 1;
+        }
+        let res = {
+            // One lock for the insert and its rowid, so a concurrent insert
+            // cannot hand back another envelope's qid.
+            let db = self.db();
+            db.execute(
+                "INSERT INTO queue (to_agent, from_agent, envelope, received_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![to, from, envelope.to_bytes(), now_ms() as i64],
+            )
+            .map(|_| db.last_insert_rowid())
+        };
+        let qid = match res {
+            Ok(rowid) => rowid as u64,
+            Err(e) => {
+                self.adjust_queued(to, -1);
+                return Err(internal(e));
+            }
+        };
+        self.counters.routed.fetch_add(1, Ordering::Relaxed);
+        let online = self.online.lock().unwrap_or_else(|p| p.into_inner());
+        let is_online = match online.get(to) {
+            Some(o) => {
+                o.notify.notify_one();
+                true
+            }
+            None => false,
+        };
+        Ok((qid, is_online))
+    }
+
+    fn adjust_queued(&self, to: &str, delta: i64) {
+        let mut q = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+        let n = q.entry(to.to_owned()).or_default();
+        *n = n.saturating_add_signed(delta);
+    }
+
+    /// Queued envelopes for `agent` with queue ids above `after`.
+    pub fn pending(&self, agent: &str, after: u64, limit: usize) -> Vec<(u64, Vec<u8>)> {
+        let db = self.db();
+        let Ok(mut st) = db.prepare_cached(
+            "SELECT qid, envelope FROM queue WHERE to_agent = ?1 AND qid > ?2 ORDER BY qid LIMIT ?3",
+        ) else {
+            return Vec::new();
+        };
+        st.query_map(params![agent, after as i64, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+    }
+
+    /// Removes acknowledged envelopes of `agent`; returns how many were removed.
+    pub fn ack(&self, agent: &str, qids: &[u64]) -> usize {
+        let mut db = self.db();
+        let Ok(tx) = db.transaction() else { return 0 };
+        let mut n = 0;
+        {
+            let Ok(mut st) =
+                tx.prepare_cached("DELETE FROM queue WHERE qid = ?1 AND to_agent = ?2")
+            else {
+                return 0;
+            };
+            for q in qids {
+                n += st.execute(params![*q as i64, agent]).unwrap_or(0);
+            }
+        }
+        if tx.commit().is_err() {
+            return 0;
+        }
+        drop(db);
+        self.adjust_queued(agent, -(n as i64));
+        self.counters.acked.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+
+    /// Envelopes waiting in the queue, for all agents.
+    pub fn queued_total(&self) -> u64 {
+        self.queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
+    }
+
+    /// Every stored envelope's bytes (what an operator with the database
+    /// sees); for tests that look for plaintext.
+    pub fn stored_envelopes(&self) -> Vec<Vec<u8>> {
+        let db = self.db();
+        let Ok(mut st) = db.prepare("SELECT envelope FROM queue") else {
+            return Vec::new();
+        };
+        st.query_map([], |r| r.get(0))
+            .map(|rows| rows.filter_map(Result::ok).collect())
+            .unwrap_or_default()
+    }
+
+    fn stats(&self) -> Value {
+        let c = &self.counters;
+        let agents: i64 = self
+            .db()
+            .query_row("SELECT COUNT(*) FROM agents", [], |r| r.get(0))
+            .unwrap_or(0);
+        serde_json::json!({
+            "agents": agents,
+            "online": self.online.lock().unwrap_or_else(|p| p.into_inner()).len(),
+            "connections": self.connections.load(Ordering::Relaxed),
+            "queued": self.queued_total(),
+            "routed": c.routed.load(Ordering::Relaxed),
+            "delivered": c.delivered.load(Ordering::Relaxed),
+            "acked": c.acked.load(Ordering::Relaxed),
+            "rejected": c.rejected.load(Ordering::Relaxed),
+        })
+    }
+
+    fn go_online(&self, agent: &str, conn: u64, notify: Arc<Notify>, delivery: AbortHandle) {
+        let old = self
+            .online
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                agent.to_owned(),
+                Online {
+                    conn,
+                    notify,
+                    delivery,
+                },
+            );
+        // A newer connection of the same agent takes over delivery; the
+        // older one stops pushing (unacknowledged envelopes are pushed again).
+        if let Some(old) = old {
+            old.delivery.abort();
+        }
+    }
+
+    fn go_offline(&self, agent: &str, conn: u64) {
+        let mut online = self.online.lock().unwrap_or_else(|p| p.into_inner());
+        if online.get(agent).is_some_and(|o| o.conn == conn)
+            && let Some(o) = online.remove(agent)
+        {
+            o.delivery.abort();
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    refuse("internal", format!("hub storage error: {e}"))
+}
+
+/// The signed statement that proves possession of the identity key at
+/// registration: canonical JSON of `{agent_id, challenge, format}`.
+pub fn auth_message(agent_id: &AgentId, challenge: &str) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert("agent_id".into(), agent_id.as_str().into());
+    m.insert("challenge".into(), challenge.into());
+    m.insert("format".into(), AUTH_FORMAT.into());
+    jcs::to_vec(&Value::Object(m))
+}
+
+// ------------------------------------------------------------ connection
+
+struct Conn {
+    id: u64,
+    challenge: String,
+    agent: Option<String>,
+    /// Acknowledgements received on this connection, and the signal that
+    /// wakes its delivery loop.
+    acked: Arc<AtomicU64>,
+    notify: Arc<Notify>,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Conn {
+    fn allow(&mut self, limits: &Limits) -> bool {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens =
+            (self.tokens + dt * f64::from(limits.rate_per_sec)).min(f64::from(limits.burst));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn error_frame(id: &Value, code: &str, message: &str) -> Vec<u8> {
+    let body = serde_json::json!({
+        "id": id,
+        "ok": false,
+        "error": {"code": code, "message": message},
+    });
+    frame::encode(&jcs::to_vec(&body))
+}
+
+fn ok_frame(id: &Value, result: Value) -> Vec<u8> {
+    let body = serde_json::json!({"id": id, "ok": true, "result": result});
+    frame::encode(&jcs::to_vec(&body))
+}
+
+/// Serves one connection (TCP or in-memory) until it closes.
+pub async fn serve_connection<S>(core: Arc<HubCore>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let limits = core.limits;
+    let (mut rd, wr) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
+    let writer = tokio::spawn(frame::write_loop(wr, rx));
+    core.counters
+        .connections_total
+        .fetch_add(1, Ordering::Relaxed);
+    let prev = core.connections.fetch_add(1, Ordering::SeqCst);
+    if prev >= limits.max_connections {
+        core.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        let _ = tx
+            .send(error_frame(
+                &Value::Null,
+                "too_many_connections",
+                &format!(
+                    "the hub serves at most {} connections; retry later",
+                    limits.max_connections
+                ),
+            ))
+            .await;
+        drop(tx);
+        let _ = writer.await;
+        core.connections.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    let challenge = match random::<32>() {
+        Ok(c) => hex::encode(c),
+        Err(_) => {
+            core.connections.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+    };
+    let mut conn = Conn {
+        id: core.next_conn.fetch_add(1, Ordering::Relaxed),
+        challenge,
+        agent: None,
+        acked: Arc::new(AtomicU64::new(0)),
+        notify: Arc::new(Notify::new()),
+        tokens: f64::from(limits.burst),
+        last: Instant::now(),
+    };
+    loop {
+        match frame::read_frame(&mut rd, limits.max_frame).await {
+            Ok(Some(body)) => {
+                let reply = handle(&core, &mut conn, &body, &tx);
+                if let Some(reply) = reply
+                    && tx.send(reply).await.is_err()
+                {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(FrameError::TooLarge { len, max }) => {
+                core.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                // The stream cannot be resynchronised after an oversized
+                // length: reply, then close this connection (only this one).
+                let _ = tx
+                    .send(error_frame(
+                        &Value::Null,
+                        "frame_too_large",
+                        &format!("frame of {len} bytes exceeds the limit of {max}; closing the connection"),
+                    ))
+                    .await;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if let Some(agent) = &conn.agent {
+        core.go_offline(agent, conn.id);
+    }
+    drop(tx);
+    let _ = writer.await;
+    core.connections.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn handle(
+    core: &Arc<HubCore>,
+    conn: &mut Conn,
+    body: &[u8],
+    tx: &mpsc::Sender<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    let reject = |id: &Value, code: &'static str, msg: &str| {
+        core.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        Some(error_frame(id, code, msg))
+    };
+    let req = match jcs::parse(body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return reject(&Value::Null, "bad_request", "a request is a JSON object"),
+        Err(e) => return reject(&Value::Null, "bad_request", &format!("not JSON: {e}")),
+    };
+    let id = match req.get("id") {
+        Some(v @ Value::Number(n)) if n.as_u64().is_some() => v.clone(),
+        _ => {
+            return reject(
+                &Value::Null,
+                "bad_request",
+                "a request needs \"id\": a non-negative integer",
+            );
+        }
+    };
+    if !conn.allow(&core.limits) {
+        return reject(
+            &id,
+            "rate_limited",
+            &format!(
+                "more than {} requests per second on this connection; slow down and retry",
+                core.limits.rate_per_sec
+            ),
+        );
+    }
+    let Some(cmd) = req.get("cmd").and_then(Value::as_str) else {
+        return reject(&id, "bad_request", "a request needs \"cmd\": a string");
+    };
+    let result = match cmd {
+        "hello" => Ok(serde_json::json!({
+            "protocol": HUB_PROTOCOL,
+            "challenge": conn.challenge,
+            "max_frame": core.limits.max_frame,
+        })),
+        "register" => register(core, conn, &req, tx),
+        "get_bundle" => match req.get("agent_id").and_then(Value::as_str) {
+            None => Err(refuse("bad_request", "get_bundle needs \"agent_id\"")),
+            Some(a) => match core.bundle(a) {
+                Some(b) => Ok(serde_json::json!({
+                    "bundle": jcs::parse(&b).unwrap_or(Value::Null)
+                })),
+                None => Err(refuse(
+                    "peer_not_found",
+                    format!("no agent {} is registered on this hub", a.chars().take(64).collect::<String>()),
+                )),
+            },
+        },
+        "list_agents" => Ok(serde_json::json!({ "agents": core.agents(10_000) })),
+        "stats" => Ok(core.stats()),
+        "send" => match &conn.agent {
+            None => Err(refuse("not_registered", "register before sending")),
+            Some(from) => match req.get("envelope").map(Envelope::from_value) {
+                None => Err(refuse("bad_request", "send needs \"envelope\"")),
+                Some(Err(e)) => Err(refuse("bad_envelope", e.to_string())),
+                Some(Ok(env)) => core.enqueue(from, &env).map(|(qid, online)| {
+                    serde_json::json!({"accepted": true, "qid": qid, "online": online})
+                }),
+            },
+        },
+        "ack" => match (&conn.agent, req.get("qids").and_then(Value::as_array)) {
+            (None, _) => Err(refuse("not_registered", "register before acknowledging")),
+            (_, None) => Err(refuse("bad_request", "ack needs \"qids\": an array of integers")),
+            (Some(agent), Some(list)) if list.len() <= 10_000 => {
+                let qids: Vec<u64> = list.iter().filter_map(Value::as_u64).collect();
+                let n = core.ack(agent, &qids);
+                conn.acked.fetch_add(qids.len() as u64, Ordering::Relaxed);
+                conn.notify.notify_one();
+                Ok(serde_json::json!({"acked": n}))
+            }
+            (Some(_), Some(_)) => Err(refuse("bad_request", "at most 10000 qids per ack")),
+        },
+        other => Err(refuse(
+            "unknown_command",
+            format!(
+                "unknown command {:?}; commands: hello, register, get_bundle, list_agents, send, ack, stats",
+                other.chars().take(64).collect::<String>()
+            ),
+        )),
+    };
+    match result {
+        Ok(v) => Some(ok_frame(&id, v)),
+        Err(r) => reject(&id, r.code, &r.message),
+    }
+}
+
+fn register(
+    core: &Arc<HubCore>,
+    conn: &mut Conn,
+    req: &Map<String, Value>,
+    tx: &mpsc::Sender<Vec<u8>>,
+) -> Result<Value, Refusal> {
+    let bundle = match req.get("bundle") {
+        Some(b @ Value::Object(_)) => {
+            Bundle::parse(&jcs::to_vec(b)).map_err(|e| refuse("bad_bundle", e.to_string()))?
+        }
+        _ => {
+            return Err(refuse(
+                "bad_request",
+                "register needs \"bundle\": an object",
+            ));
+        }
+    };
+    let now = Timestamp::from_unix_micros(now_ms() as i64 * 1000)
+        .map_err(|e| refuse("internal", e.to_string()))?;
+    bundle
+        .check_valid_at(&now)
+        .map_err(|e| refuse("bad_bundle", e.to_string()))?;
+    let proof = req
+        .get("proof")
+        .and_then(Value::as_str)
+        .and_then(|s| use_b64(s).and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok()))
+        .map(|b| Signature::from_bytes(&b))
+        .ok_or_else(|| {
+            refuse(
+                "bad_request",
+                "register needs \"proof\": 64 bytes of base64url",
+            )
+        })?;
+    if !bundle
+        .public_key()
+        .verify_strict(&auth_message(bundle.agent_id(), &conn.challenge), &proof)
+    {
+        return Err(refuse(
+            "bad_proof",
+            "the proof does not verify: sign this connection's hello challenge with the bundle's identity key",
+        ));
+    }
+    if let Some(a) = &conn.agent
+        && a != bundle.agent_id().as_str()
+    {
+        return Err(refuse(
+            "forbidden",
+            "this connection is already registered as another agent",
+        ));
+    }
+    core.register(&bundle)?;
+    let agent = bundle.agent_id().as_str().to_owned();
+    if conn.agent.is_none() {
+        let notify = conn.notify.clone();
+        let task = tokio::spawn(delivery_loop(
+            core.clone(),
+            agent.clone(),
+            notify.clone(),
+            conn.acked.clone(),
+            tx.clone(),
+        ));
+        core.go_online(&agent, conn.id, notify, task.abort_handle());
+        conn.agent = Some(agent.clone());
+    }
+    let queued = core
+        .queued
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&agent)
+        .copied()
+        .unwrap_or(0);
+    Ok(serde_json::json!({"agent_id": agent, "queued": queued}))
+}
+
+fn use_b64(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let bytes = engine.decode(s).ok()?;
+    // One spelling per value, as everywhere in Accord.
+    (engine.encode(&bytes) == s).then_some(bytes)
+}
+
+async fn delivery_loop(
+    core: Arc<HubCore>,
+    agent: String,
+    notify: Arc<Notify>,
+    acked: Arc<AtomicU64>,
+    tx: mpsc::Sender<Vec<u8>>,
+) {
+    let mut cursor = 0u64;
+    let mut pushed = 0u64;
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let room = MAX_UNACKED.saturating_sub(pushed.saturating_sub(acked.load(Ordering::Relaxed)));
+        let rows = if room == 0 {
+            Vec::new()
+        } else {
+            core.pending(&agent, cursor, room.min(256) as usize)
+        };
+        if rows.is_empty() {
+            // Woken by a new envelope for this agent or by an ack.
+            notified.await;
+            continue;
+        }
+        for (qid, env) in rows {
+            cursor = qid;
+            let mut body = Vec::with_capacity(env.len() + 64);
+            body.extend_from_slice(b"{\"envelope\":");
+            body.extend_from_slice(&env);
+            body.extend_from_slice(format!(",\"push\":\"deliver\",\"qid\":{qid}}}").as_bytes());
+            if tx.send(frame::encode(&body)).await.is_err() {
+                return;
+            }
+            pushed += 1;
+            core.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+// ------------------------------------------------------------ front ends
+
+/// The TCP hub server.
+pub struct HubServer {
+    core: Arc<HubCore>,
+    listener: TcpListener,
+}
+
+impl HubServer {
+    /// Binds `addr` (use 127.0.0.1 unless the hub must be reachable from
+    /// other machines) with storage in `data_dir` (in memory when `None`).
+    pub async fn bind(
+        addr: &str,
+        data_dir: Option<&Path>,
+        limits: Limits,
+    ) -> Result<HubServer, NetError> {
+        let core = Arc::new(HubCore::open(data_dir, limits)?);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| NetError::Io(format!("cannot listen on {addr}: {e}")))?;
+        Ok(HubServer { core, listener })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        self.listener
+            .local_addr()
+            .map_err(|e| NetError::Io(e.to_string()))
+    }
+
+    /// The hub's state (counters, storage).
+    pub fn core(&self) -> Arc<HubCore> {
+        self.core.clone()
+    }
+
+    /// Serves connections until the task is dropped or aborted.
+    pub async fn run(self) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve_connection(self.core.clone(), stream));
+                }
+                // Out of file descriptors and the like: back off briefly
+                // instead of spinning.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+}
+
+/// An in-process hub: the same protocol and handler as the TCP hub, over
+/// in-memory pipes. Cheap to clone (clones share the hub).
+#[derive(Clone, Debug)]
+pub struct LocalHub {
+    core: Arc<HubCore>,
+}
+
+impl LocalHub {
+    /// A hub with in-memory storage and default limits.
+    pub fn new() -> Result<LocalHub, NetError> {
+        Ok(LocalHub {
+            core: Arc::new(HubCore::open(None, Limits::default())?),
+        })
+    }
+
+    /// The hub's state (counters, storage).
+    pub fn core(&self) -> Arc<HubCore> {
+        self.core.clone()
+    }
+
+    /// Opens a connection to the hub. Needs a tokio runtime.
+    pub fn connect(&self) -> crate::HubClient {
+        let (a, b) = tokio::io::duplex(256 * 1024);
+        tokio::spawn(serve_connection(self.core.clone(), b));
+        crate::HubClient::over_stream(a, "in-process hub")
+    }
+}

@@ -73,8 +73,8 @@ fn hex_field(v: &Value, k: &str) -> Vec<u8> {
 fn rfc9180_base_x25519_sha256_aes256gcm() {
     let Some(dir) = vectors_dir() else { return };
     let path = dir.join("hpke/test-vectors.json");
-    let text = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text =
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let all: Vec<Value> = serde_json::from_slice(&text).unwrap();
     let mut checked = 0;
     for v in all

@@ -711,44 +711,12 @@ fn check_handshake(
         );
         return false;
     }
-    let Some(peer) = ctx.by_agent.get(&h.peer).copied() else {
-        // Without the peer's chain, still check the signatures: this
-        // chain's own key, and the peer key the event records (which
-        // derives the peer's id).
-        let (ikey, rkey) = match h.role {
-            Role::Initiator => (key, Some(&h.peer_key)),
-            Role::Responder => (Some(&h.peer_key), key),
-        };
-        let sigs_ok = ikey.is_some_and(|k| proposal.verify(k))
-            && rkey.is_some_and(|k| response.verify(k))
-            && h.confirm
-                .as_ref()
-                .is_none_or(|c| ikey.is_some_and(|k| c.verify(k)));
-        let (sev, kind, msg) = if sigs_ok {
-            (
-                Severity::Info,
-                "peer_chain_absent",
-                format!(
-                    "handshake with {}: the peer's chain was not supplied",
-                    h.peer
-                ),
-            )
-        } else {
-            (
-                Severity::Error,
-                "signature_mismatch",
-                "handshake messages are not signed by this chain's key and the peer's".into(),
-            )
-        };
-        ctx.add(sev, kind, rec, Some(h.seq), Some(&h.peer), msg);
-        return false;
-    };
-    let peer_key = peer.key.as_ref();
-    // Signatures are checked under the keys of the chains themselves, not
-    // the keys the messages carry.
+    // Signatures are checked under this chain's key and the peer key the
+    // event records. That key derives the peer's id, so it is also the key
+    // of the peer's own chain whenever that chain is supplied.
     let (ikey, rkey) = match h.role {
-        Role::Initiator => (key, peer_key),
-        Role::Responder => (peer_key, key),
+        Role::Initiator => (key, Some(&h.peer_key)),
+        Role::Responder => (Some(&h.peer_key), key),
     };
     let sigs_ok = ikey.is_some_and(|k| proposal.verify(k))
         && rkey.is_some_and(|k| response.verify(k))
@@ -762,10 +730,24 @@ fn check_handshake(
             rec,
             Some(h.seq),
             Some(&h.peer),
-            "handshake messages are not signed by the keys of the two chains".into(),
+            "handshake messages are not signed by this chain's key and the peer's".into(),
         );
         return false;
     }
+    let Some(peer) = ctx.by_agent.get(&h.peer).copied() else {
+        ctx.add(
+            Severity::Info,
+            "peer_chain_absent",
+            rec,
+            Some(h.seq),
+            Some(&h.peer),
+            format!(
+                "handshake with {}: the peer's chain was not supplied",
+                h.peer
+            ),
+        );
+        return false;
+    };
     let counterpart = peer.handshakes.iter().find(|o| {
         o.session == h.session
             && o.role != h.role

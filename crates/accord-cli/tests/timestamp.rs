@@ -80,6 +80,17 @@ basicConstraints       = critical, CA:FALSE
 [ v3_tsa_two_purposes ]
 basicConstraints       = critical, CA:FALSE
 extendedKeyUsage       = critical, timeStamping, codeSigning
+[ v3_tsa_badku ]
+basicConstraints       = critical, CA:FALSE
+2.5.29.15              = critical, DER:05:00
+extendedKeyUsage       = critical, timeStamping
+[ v3_tsa_san ]
+basicConstraints       = critical, CA:FALSE
+extendedKeyUsage       = critical, timeStamping
+subjectAltName         = DNS:tsa.example
+[ v3_inter_badku ]
+basicConstraints       = critical, CA:TRUE
+2.5.29.15              = critical, DER:05:00
 ";
 
 const CA_CONFIG: &str = "\
@@ -345,23 +356,14 @@ impl Tsa {
 
     /// [`Tsa::resign`] with extra `openssl cms -sign` options.
     fn resign_with(&self, token: &[u8], cert: &str, extra: &[&str]) -> Vec<u8> {
+        self.sign_tstinfo(&tstinfo_of(token), cert, extra)
+    }
+
+    /// A token over the DER TSTInfo `tst`, signed (CAdES) by tsa.key under
+    /// the certificate `cert`, with extra `openssl cms -sign` options.
+    fn sign_tstinfo(&self, tst: &[u8], cert: &str, extra: &[&str]) -> Vec<u8> {
         let d = self.dir.path();
-        fs::write(d.join("in.tst"), token).unwrap();
-        openssl(
-            d,
-            &[
-                "cms",
-                "-verify",
-                "-noverify",
-                "-binary",
-                "-inform",
-                "DER",
-                "-in",
-                "in.tst",
-                "-out",
-                "tstinfo.der",
-            ],
-        );
+        fs::write(d.join("tstinfo.der"), tst).unwrap();
         let mut args = vec![
             "cms",
             "-sign",
@@ -390,6 +392,155 @@ impl Tsa {
         openssl(d, &args);
         fs::read(d.join("out.tst")).unwrap()
     }
+}
+
+// ---------------------------------------------------------------- DER surgery
+
+/// (tag, header length, value length) of the DER element starting `b`.
+fn der_head(b: &[u8]) -> (u8, usize, usize) {
+    let l = b[1];
+    if l < 0x80 {
+        return (b[0], 2, usize::from(l));
+    }
+    let n = usize::from(l & 0x7f);
+    let len = b[2..2 + n]
+        .iter()
+        .fold(0usize, |a, x| (a << 8) | usize::from(*x));
+    (b[0], 2 + n, len)
+}
+
+/// The value of the DER element `tlv`.
+fn der_value(tlv: &[u8]) -> &[u8] {
+    let (_, h, l) = der_head(tlv);
+    &tlv[h..h + l]
+}
+
+/// The elements (whole, in order) of a constructed value.
+fn der_children(mut v: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while !v.is_empty() {
+        let (_, h, l) = der_head(v);
+        out.push(v[..h + l].to_vec());
+        v = &v[h + l..];
+    }
+    out
+}
+
+/// A DER element of tag `tag` around `val`.
+fn der(tag: u8, val: &[u8]) -> Vec<u8> {
+    let n = val.len();
+    let mut out = vec![tag];
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(val);
+    out
+}
+
+/// The DER TSTInfo a token encapsulates.
+fn tstinfo_of(token: &[u8]) -> Vec<u8> {
+    let ci = der_children(der_value(token));
+    let sd = der_children(der_value(&der_children(der_value(&ci[1]))[0]));
+    let encap = der_children(der_value(&sd[2]));
+    der_value(der_value(&encap[1])).to_vec()
+}
+
+/// An X.509 extension (id-ce arc `id`, critical) with DER value `value`.
+fn ext(oid: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
+    let mut body = der(0x06, oid);
+    if critical {
+        body.extend(der(0x01, &[0xff]));
+    }
+    body.extend(der(0x04, value));
+    der(0x30, &body)
+}
+
+/// `openssl dgst -sha256 -sign key` over `msg`, in `dir`.
+fn sign_bytes(dir: &Path, key: &str, msg: &[u8]) -> Vec<u8> {
+    fs::write(dir.join("to_sign.der"), msg).unwrap();
+    openssl(
+        dir,
+        &[
+            "dgst",
+            "-sha256",
+            "-sign",
+            key,
+            "-out",
+            "sig.bin",
+            "to_sign.der",
+        ],
+    );
+    fs::read(dir.join("sig.bin")).unwrap()
+}
+
+/// The DER of a PEM certificate file, by openssl.
+fn cert_der(dir: &Path, pem: &str) -> Vec<u8> {
+    openssl(
+        dir,
+        &["x509", "-in", pem, "-outform", "DER", "-out", "cert.der"],
+    );
+    fs::read(dir.join("cert.der")).unwrap()
+}
+
+/// The certificate `der` (ECDSA-SHA256), its extensions passed through
+/// `edit`, signed again by `key`: certificates openssl will not write.
+fn recertify(
+    dir: &Path,
+    der_cert: &[u8],
+    key: &str,
+    edit: impl FnOnce(&mut Vec<Vec<u8>>),
+) -> Vec<u8> {
+    let parts = der_children(der_value(der_cert));
+    let mut tbs = der_children(der_value(&parts[0]));
+    let last = tbs.len() - 1;
+    assert_eq!(tbs[last][0], 0xa3, "the certificate has no extensions");
+    let mut exts = der_children(der_value(der_value(&tbs[last])));
+    edit(&mut exts);
+    tbs[last] = der(0xa3, &der(0x30, &exts.concat()));
+    let tbs = der(0x30, &tbs.concat());
+    let mut bits = vec![0u8];
+    bits.extend(sign_bytes(dir, key, &tbs));
+    der(0x30, &[tbs, parts[1].clone(), der(0x03, &bits)].concat())
+}
+
+/// `token` with its signed attributes passed through `edit`; signed again
+/// by `key` over the attributes as edited (DER-sorted when `sort`), or
+/// keeping the old signature when `key` is `None`.
+fn resign_attrs(
+    dir: &Path,
+    token: &[u8],
+    key: Option<&str>,
+    sort: bool,
+    edit: impl FnOnce(&mut Vec<Vec<u8>>),
+) -> Vec<u8> {
+    let ci = der_children(der_value(token));
+    let sd_tlv = &der_children(der_value(&ci[1]))[0];
+    let mut sd = der_children(der_value(sd_tlv));
+    let last = sd.len() - 1;
+    let mut si = der_children(der_value(&der_children(der_value(&sd[last]))[0]));
+    assert_eq!(si[3][0], 0xa0);
+    let mut attrs = der_children(der_value(&si[3]));
+    edit(&mut attrs);
+    if sort {
+        attrs.sort();
+    }
+    let body = attrs.concat();
+    if let Some(key) = key {
+        let n = si.len() - 1;
+        si[n] = der(0x04, &sign_bytes(dir, key, &der(0x31, &body)));
+    }
+    si[3] = der(0xa0, &body);
+    sd[last] = der(0x31, &der(0x30, &si.concat()));
+    let sd = der(0x30, &sd.concat());
+    der(0x30, &[ci[0].clone(), der(0xa0, &sd)].concat())
 }
 
 /// How the loopback TSA server answers.
@@ -1452,5 +1603,257 @@ fn chains_through_intermediates_need_real_cas() {
         &verify(&tsa.resign_chain(&tsa.token_for(data), "tsa_p.pem", "chain_p.pem")),
         1,
         "path length constraint",
+    );
+}
+
+/// `verify_token` with `trust` refuses `token`, saying `needle`.
+#[track_caller]
+fn refused(token: &[u8], imprint: &Imprint, trust: &Trust, needle: &str) {
+    let e = tsp::verify_token(token, imprint, None, Some(trust))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(needle), "expected {needle:?} in: {e}");
+}
+
+#[test]
+fn malformed_or_duplicated_key_usage_is_refused() {
+    if !have_openssl() {
+        return;
+    }
+    let tsa = Tsa::new(Alg::Ec);
+    let d = tsa.dir.path();
+    let data = b"key usage";
+    let imprint = Imprint::of(tsp::HashAlg::Sha256, data);
+    let anchors = || Trust::from_pem_or_der(&fs::read(tsa.ca()).unwrap()).unwrap();
+    let with = |inter: &[u8]| {
+        let mut t = anchors();
+        t.add_intermediates(inter).unwrap();
+        t
+    };
+
+    // A TSA certificate whose keyUsage is a NULL, not a BIT STRING.
+    tsa.issue_tsa("v3_tsa_badku", "badku.pem", None);
+    refused(
+        &tsa.resign(&tsa.token_for(data), "badku.pem"),
+        &imprint,
+        &anchors(),
+        "keyUsage unreadable",
+    );
+
+    // An intermediate CA `out` with extension section `ext`, and the TSA
+    // key certified by it as `out`_tsa.pem.
+    let issue_ca = |ext: &str, out: &str, serial: &str| {
+        tsa.genkey(&format!("{out}.key"));
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{out}.key"),
+                "-subj",
+                "/O=Throwaway Test/CN=Intermediate",
+                "-out",
+                "x.csr",
+            ],
+        );
+        for (csr, ca, key, ext, serial, cert) in [
+            (
+                "x.csr",
+                "ca.pem".to_owned(),
+                "ca.key".to_owned(),
+                ext,
+                serial.to_owned(),
+                format!("{out}.pem"),
+            ),
+            (
+                "tsa.csr",
+                format!("{out}.pem"),
+                format!("{out}.key"),
+                "v3_tsa",
+                format!("{serial}1"),
+                format!("{out}_tsa.pem"),
+            ),
+        ] {
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    csr,
+                    "-CA",
+                    &ca,
+                    "-CAkey",
+                    &key,
+                    "-set_serial",
+                    &serial,
+                    "-days",
+                    "365",
+                    "-extfile",
+                    "ext.cnf",
+                    "-extensions",
+                    ext,
+                    "-out",
+                    &cert,
+                ],
+            );
+        }
+    };
+
+    // keyUsage written twice on an issuing CA: the first allows
+    // keyCertSign, the second does not. RFC 5280 §4.2 allows one.
+    issue_ca("v3_inter", "inter", "30");
+    let token = tsa.resign(&tsa.token_for(data), "inter_tsa.pem");
+    let inter = cert_der(d, "inter.pem");
+    tsp::verify_token(&token, &imprint, None, Some(&with(&inter))).unwrap();
+    // Re-signing the certificate unchanged keeps it valid…
+    let same = recertify(d, &inter, "ca.key", |_| {});
+    tsp::verify_token(&token, &imprint, None, Some(&with(&same))).unwrap();
+    // …and with a second keyUsage it is refused.
+    let dup = recertify(d, &inter, "ca.key", |exts| {
+        exts.push(ext(&[0x55, 0x1d, 0x0f], true, &[0x03, 0x02, 0x07, 0x80]));
+    });
+    refused(&token, &imprint, &with(&dup), "more than once");
+
+    // A CA whose keyUsage is malformed.
+    issue_ca("v3_inter_badku", "ibad", "40");
+    let token = tsa.resign(&tsa.token_for(data), "ibad_tsa.pem");
+    refused(
+        &token,
+        &imprint,
+        &with(&fs::read(tsa.path("ibad.pem")).unwrap()),
+        "unreadable keyUsage",
+    );
+}
+
+#[test]
+fn tstinfo_tsa_name_and_extensions() {
+    if !have_openssl() {
+        return;
+    }
+    let tsa = Tsa::new(Alg::Ec);
+    let data = b"tsa name";
+    let imprint = Imprint::of(tsp::HashAlg::Sha256, data);
+    let trust = Trust::from_pem_or_der(&fs::read(tsa.ca()).unwrap()).unwrap();
+    let verifies = |token: &[u8]| {
+        tsp::verify_token(token, &imprint, None, Some(&trust)).unwrap();
+    };
+    // Certificates before the token: validity is checked at genTime.
+    tsa.issue_tsa("v3_tsa_san", "san.pem", None);
+    let good = tsa.token_for(data);
+    verifies(&good);
+    // openssl's `tsa_name = yes` writes the tsa field, last.
+    let kids = der_children(der_value(&tstinfo_of(&good)));
+    let n = kids.len() - 1;
+    assert_eq!(kids[n][0], 0xa0, "the token has no tsa field");
+    let with_tail = |tail: &[Vec<u8>]| {
+        let mut k = kids[..n].to_vec();
+        k.extend_from_slice(tail);
+        der(0x30, &k.concat())
+    };
+
+    // The tsa field names another TSA: refused.
+    let cn = der(
+        0x30,
+        &der(
+            0x31,
+            &der(
+                0x30,
+                &[der(0x06, &[0x55, 4, 3]), der(0x0c, b"Some Other TSA")].concat(),
+            ),
+        ),
+    );
+    let other = der(0xa0, &der(0xa4, &cn));
+    refused(
+        &tsa.sign_tstinfo(&with_tail(&[other]), "tsa.pem", &[]),
+        &imprint,
+        &trust,
+        "tsa field names CN=Some Other TSA",
+    );
+    // No tsa field at all is fine.
+    verifies(&tsa.sign_tstinfo(&with_tail(&[]), "tsa.pem", &[]));
+    // A subjectAltName entry of the TSA certificate is fine; another is not.
+    let dns = |name: &[u8]| der(0xa0, &der(0x82, name));
+    verifies(&tsa.sign_tstinfo(&with_tail(&[dns(b"tsa.example")]), "san.pem", &[]));
+    refused(
+        &tsa.sign_tstinfo(&with_tail(&[dns(b"evil.example")]), "san.pem", &[]),
+        &imprint,
+        &trust,
+        "tsa field names DNS:evil.example",
+    );
+
+    // TSTInfo extensions: a non-critical one is ignored, a critical one
+    // (none is understood) refuses the token.
+    let extension = |critical| der(0xa1, &ext(&[0x2a, 3, 4, 5], critical, &[0x05, 0x00]));
+    verifies(&tsa.sign_tstinfo(
+        &with_tail(&[kids[n].clone(), extension(false)]),
+        "tsa.pem",
+        &[],
+    ));
+    refused(
+        &tsa.sign_tstinfo(
+            &with_tail(&[kids[n].clone(), extension(true)]),
+            "tsa.pem",
+            &[],
+        ),
+        &imprint,
+        &trust,
+        "critical TSTInfo extension",
+    );
+}
+
+#[test]
+fn signed_attributes_are_verified_as_received() {
+    if !have_openssl() {
+        return;
+    }
+    let tsa = Tsa::new(Alg::Ec);
+    let d = tsa.dir.path();
+    let data = b"attributes";
+    let imprint = Imprint::of(tsp::HashAlg::Sha256, data);
+    let trust = Trust::from_pem_or_der(&fs::read(tsa.ca()).unwrap()).unwrap();
+    let verifies = |token: &[u8]| {
+        tsp::verify_token(token, &imprint, None, Some(&trust)).unwrap();
+    };
+    let good = tsa.token_for(data);
+    verifies(&good);
+    // Re-signed over the same (sorted) attributes: still valid.
+    verifies(&resign_attrs(d, &good, Some("tsa.key"), true, |_| {}));
+
+    // The attributes reordered by someone other than the TSA: the bytes
+    // signed are not the bytes received any more.
+    let swapped = resign_attrs(d, &good, None, false, |a| a.reverse());
+    assert_ne!(swapped, good);
+    refused(&swapped, &imprint, &trust, "signature");
+    // A TSA that signs its attributes in that (non-DER) order is accepted:
+    // the signature covers exactly the bytes received.
+    verifies(&resign_attrs(d, &good, Some("tsa.key"), false, |a| {
+        a.reverse()
+    }));
+
+    // A signing-certificate (ESSCertID, SHA-1) next to the v2 attribute
+    // is checked too.
+    cert_der(d, "tsa.pem");
+    openssl(
+        d,
+        &["dgst", "-sha1", "-binary", "-out", "h.bin", "cert.der"],
+    );
+    let sha1 = fs::read(tsa.path("h.bin")).unwrap();
+    let v1 = |hash: &[u8]| {
+        let oid = [
+            0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x02, 0x0c,
+        ];
+        let value = der(0x30, &der(0x30, &der(0x30, &der(0x04, hash))));
+        der(0x30, &[der(0x06, &oid), der(0x31, &value)].concat())
+    };
+    verifies(&resign_attrs(d, &good, Some("tsa.key"), true, |a| {
+        a.push(v1(&sha1))
+    }));
+    refused(
+        &resign_attrs(d, &good, Some("tsa.key"), true, |a| a.push(v1(&[0x11; 20]))),
+        &imprint,
+        &trust,
+        "the certificate hash in signing-certificate does not match",
     );
 }

@@ -11,29 +11,34 @@
 //! 1. size (at most [`MAX_TOKEN_BYTES`]) and DER structure: a CMS
 //!    `ContentInfo` of type id-signedData, whose SignedData encapsulates
 //!    id-ct-TSTInfo and has exactly one signer;
-//! 2. the TSTInfo: version 1, message imprint equal to the expected one
-//!    (same hash algorithm, same bytes), nonce equal to the expected one
-//!    when one is given;
+//! 2. the TSTInfo: version 1, no critical extension (none is understood),
+//!    message imprint equal to the expected one (same hash algorithm, same
+//!    bytes), nonce equal to the expected one when one is given;
 //! 3. the signed attributes: present; content-type = id-ct-TSTInfo;
 //!    message-digest = hash of the encapsulated TSTInfo under the signer's
 //!    digest algorithm; a signing-certificate (ESSCertID, SHA-1) or
 //!    signing-certificate-v2 (ESSCertIDv2, its hash, SHA-256 by default)
-//!    attribute whose first entry is the hash of the signer certificate;
-//! 4. the CMS signature over the DER of the signed attributes (SET OF)
-//!    under the signer certificate's key: ECDSA P-256 / P-384 with
+//!    attribute, and each one present has as first entry the hash of the
+//!    signer certificate;
+//! 4. the CMS signature over the signed attributes exactly as received
+//!    (re-tagged as the SET OF they are; not re-encoded, which would sort
+//!    them) under the signer certificate's key: ECDSA P-256 / P-384 with
 //!    SHA-256/384/512, RSA PKCS#1 v1.5 or RSASSA-PSS with SHA-256/384/512
 //!    (2048 bits or more);
-//! 5. the TSA certificate: extendedKeyUsage present, critical and exactly
-//!    id-kp-timeStamping (RFC 3161 §2.3); keyUsage, when present, allows
-//!    digitalSignature or nonRepudiation; valid at genTime;
+//! 5. the TSA certificate: no extension twice, no unknown critical one;
+//!    extendedKeyUsage present, critical and exactly id-kp-timeStamping
+//!    (RFC 3161 §2.3); keyUsage, when present, decodes and allows
+//!    digitalSignature or nonRepudiation; named by the TSTInfo `tsa` field
+//!    when there is one (subject or subjectAltName); valid at genTime;
 //! 6. with trust anchors: a chain from the TSA certificate to one anchor
 //!    through the certificates embedded in the token and the caller's
 //!    intermediates, each signature verified, each certificate (anchor
 //!    included) valid at genTime, each issuer with basicConstraints
-//!    CA:TRUE (and keyCertSign when keyUsage is present), path length
-//!    constraints respected, no unknown critical extension; every other
-//!    certificate embedded in the token must verify under a certificate
-//!    of that pool too, so a changed byte in any of them is caught.
+//!    CA:TRUE (and a keyUsage that decodes and has keyCertSign, when
+//!    present), path length constraints respected, no extension twice and
+//!    no unknown critical extension; every other certificate embedded in
+//!    the token must verify under a certificate of that pool too, so a
+//!    changed byte in any of them is caught.
 //!    Without anchors, the chain is reported as not checked
 //!    ([`ChainStatus::NotChecked`]).
 //!
@@ -56,7 +61,7 @@ use sha2::Digest;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::{GeneralName, GeneralNames};
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName};
 use x509_cert::serial_number::SerialNumber;
 
 use cms::cert::CertificateChoices;
@@ -819,6 +824,14 @@ pub fn verify_token(
         )));
     }
     let gen_time = parse_gen_time(&tst.gen_time)?;
+    // No TSTInfo extension is understood here; a critical one changes the
+    // meaning of the token in a way this verifier cannot honour.
+    if let Some(e) = tst.extensions.iter().flatten().find(|e| e.critical) {
+        return Err(TspError::Unsupported(format!(
+            "critical TSTInfo extension {} (a token whose critical extension is not understood is refused)",
+            oid_name(&e.extn_id)
+        )));
+    }
 
     // 2. What was stamped, and for whom.
     let token_alg = &tst.message_imprint.hash_algorithm.oid;
@@ -943,8 +956,18 @@ pub fn verify_token(
     let tsa_der = tsa.to_der().map_err(malformed("TSA certificate"))?;
     check_signing_certificate(attrs, tsa, &tsa_der)?;
 
-    // 4. The signature itself.
-    let signed = attrs.to_der().map_err(malformed("signed attributes"))?;
+    // 4. The signature itself, over the signed attributes exactly as
+    // received (the decoder sorts SET OF members, so re-encoding `attrs`
+    // would hide a reordering and refuse a signer that did not sort).
+    let signed = raw_signed_attrs(&ci.content)?;
+    let reparsed =
+        x509_cert::attr::Attributes::from_der(&signed).map_err(malformed("signed attributes"))?;
+    if reparsed != *attrs {
+        return Err(TspError::Malformed {
+            what: "signed attributes",
+            reason: "the raw signed attributes differ from the decoded ones".into(),
+        });
+    }
     verify_cms_signature(
         tsa,
         &signer.signature_algorithm,
@@ -956,6 +979,7 @@ pub fn verify_token(
     // 5. The TSA certificate may sign time-stamps, and did so in time.
     let tsa_subject = tsa.tbs_certificate().subject().to_string();
     check_tsa_usage(tsa, &tsa_subject)?;
+    check_tsa_name(tst.tsa.as_ref(), tsa, &tsa_subject)?;
     check_valid_at(tsa, &gen_time)?;
 
     // 6. Who the TSA is.
@@ -1020,6 +1044,83 @@ pub fn verify_response(
     Ok((token, report))
 }
 
+/// One DER element, as received.
+#[derive(Clone, Copy)]
+struct DerElem<'a> {
+    tag: u8,
+    /// Tag, length and value.
+    whole: &'a [u8],
+    value: &'a [u8],
+}
+
+/// The DER element at the start of `input`, and what follows it. Single-
+/// byte tags and definite lengths only, which is all a token that `der`
+/// has already decoded can contain.
+fn der_split(input: &[u8]) -> Option<(DerElem<'_>, &[u8])> {
+    let (&tag, after_tag) = input.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (&first, mut rest) = after_tag.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |l, b| (l << 8) | usize::from(*b));
+        rest = &rest[n..];
+        len
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let header = input.len() - rest.len();
+    let elem = DerElem {
+        tag,
+        whole: &input[..header + len],
+        value: &rest[..len],
+    };
+    Some((elem, &rest[len..]))
+}
+
+/// The elements of a constructed value, in the order received.
+fn der_children(mut value: &[u8]) -> Option<Vec<DerElem<'_>>> {
+    let mut out = Vec::new();
+    while !value.is_empty() {
+        let (elem, rest) = der_split(value)?;
+        out.push(elem);
+        value = rest;
+    }
+    Some(out)
+}
+
+/// The one signer's signedAttrs exactly as received, with the [0] IMPLICIT
+/// tag replaced by the SET OF tag, which is what the signature covers
+/// (RFC 5652 §5.4). `signed_data` is the ContentInfo's content.
+fn raw_signed_attrs(signed_data: &Any) -> Result<Vec<u8>, TspError> {
+    let bad = || TspError::Malformed {
+        what: "CMS SignedData",
+        reason: "cannot locate the signed attributes".into(),
+    };
+    let sd = der_children(signed_data.value()).ok_or_else(bad)?;
+    // The last field of SignedData is signerInfos, a SET OF one SignerInfo.
+    let infos = sd.last().filter(|e| e.tag == 0x31).ok_or_else(bad)?;
+    let infos = der_children(infos.value).ok_or_else(bad)?;
+    let [info] = infos.as_slice() else {
+        return Err(bad());
+    };
+    // version, sid, digestAlgorithm, [0] signedAttrs, ...
+    let fields = der_children(info.value).ok_or_else(bad)?;
+    let attrs = fields.get(3).filter(|e| e.tag == 0xa0).ok_or_else(bad)?;
+    let mut out = attrs.whole.to_vec();
+    out[0] = 0x31;
+    Ok(out)
+}
+
 fn oid_name(oid: &ObjectIdentifier) -> String {
     const_oid::db::DB
         .by_oid(oid)
@@ -1066,7 +1167,8 @@ fn signer_matches(sid: &SignerIdentifier, cert: &Certificate) -> bool {
     }
 }
 
-/// RFC 5035 / RFC 2634: the first ESSCertID(v2) must be the signer's.
+/// RFC 5035 / RFC 2634: the first ESSCertID(v2) must be the signer's; when
+/// both attributes are present, both must say so.
 fn check_signing_certificate(
     attrs: &x509_cert::attr::Attributes,
     tsa: &Certificate,
@@ -1074,7 +1176,17 @@ fn check_signing_certificate(
 ) -> Result<(), TspError> {
     let has = |oid| attrs.iter().any(|a| a.oid == oid);
     let bad = |m: String| TspError::SigningCertificate(m);
-    let (hash, expect, issuer_serial) = if has(rfc5911::ID_AA_SIGNING_CERTIFICATE_V_2) {
+    let (v1, v2) = (
+        has(rfc5911::ID_AA_SIGNING_CERTIFICATE),
+        has(rfc5911::ID_AA_SIGNING_CERTIFICATE_V_2),
+    );
+    if !v1 && !v2 {
+        return Err(bad(
+            "absent: neither signing-certificate nor signing-certificate-v2 is signed (RFC 3161 §2.4.2)"
+                .into(),
+        ));
+    }
+    if v2 {
         let v2: SigningCertificateV2 = single_attr(
             attrs,
             rfc5911::ID_AA_SIGNING_CERTIFICATE_V_2,
@@ -1091,12 +1203,15 @@ fn check_signing_certificate(
                 TspError::Unsupported(format!("ESSCertIDv2 hash {}", oid_name(&a.oid)))
             })?,
         };
-        (
-            first.cert_hash.as_bytes().to_vec(),
-            alg.digest(tsa_der),
+        check_ess_cert_id(
+            "signing-certificate-v2",
+            first.cert_hash.as_bytes(),
+            &alg.digest(tsa_der),
             first.issuer_serial,
-        )
-    } else if has(rfc5911::ID_AA_SIGNING_CERTIFICATE) {
+            tsa,
+        )?;
+    }
+    if v1 {
         let v1: SigningCertificate = single_attr(
             attrs,
             rfc5911::ID_AA_SIGNING_CERTIFICATE,
@@ -1107,33 +1222,42 @@ fn check_signing_certificate(
             .into_iter()
             .next()
             .ok_or_else(|| bad("no ESSCertID".into()))?;
-        (
-            first.cert_hash.as_bytes().to_vec(),
-            sha1::Sha1::digest(tsa_der).to_vec(),
+        check_ess_cert_id(
+            "signing-certificate",
+            first.cert_hash.as_bytes(),
+            &sha1::Sha1::digest(tsa_der),
             first.issuer_serial,
-        )
-    } else {
-        return Err(bad(
-            "absent: neither signing-certificate nor signing-certificate-v2 is signed (RFC 3161 §2.4.2)"
-                .into(),
-        ));
-    };
+            tsa,
+        )?;
+    }
+    Ok(())
+}
+
+/// One ESSCertID(v2): its hash, and its issuer and serial when given, name
+/// the certificate that signed.
+fn check_ess_cert_id(
+    name: &str,
+    hash: &[u8],
+    expect: &[u8],
+    issuer_serial: Option<IssuerSerial>,
+    tsa: &Certificate,
+) -> Result<(), TspError> {
+    let tbs = tsa.tbs_certificate();
     if hash != expect {
-        return Err(bad(format!(
-            "its certificate hash does not match the certificate that signed ({}); the token binds another TSA certificate",
-            tsa.tbs_certificate().subject()
+        return Err(TspError::SigningCertificate(format!(
+            "the certificate hash in {name} does not match the certificate that signed ({}); the token binds another TSA certificate",
+            tbs.subject()
         )));
     }
     if let Some(is) = issuer_serial {
-        let tbs = tsa.tbs_certificate();
         let names_issuer = is
             .issuer
             .iter()
             .any(|g| matches!(g, GeneralName::DirectoryName(n) if n == tbs.issuer()));
         if !names_issuer || is.serial_number != *tbs.serial_number() {
-            return Err(bad(
-                "its issuer and serial number do not name the certificate that signed".into(),
-            ));
+            return Err(TspError::SigningCertificate(format!(
+                "the issuer and serial number in {name} do not name the certificate that signed"
+            )));
         }
     }
     Ok(())
@@ -1386,7 +1510,9 @@ fn check_valid_at(cert: &Certificate, at: &GenTime) -> Result<(), TspError> {
 }
 
 /// Extensions this verifier understands; any other critical one makes the
-/// certificate unusable (RFC 5280 §4.2).
+/// certificate unusable, and so does any extension present twice (RFC 5280
+/// §4.2: "a certificate MUST NOT include more than one instance of a
+/// particular extension").
 fn check_critical(cert: &Certificate) -> Result<(), String> {
     const KNOWN: [ObjectIdentifier; 5] = [
         rfc5280::ID_CE_BASIC_CONSTRAINTS,
@@ -1395,7 +1521,19 @@ fn check_critical(cert: &Certificate) -> Result<(), String> {
         rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
         rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
     ];
-    for e in cert.tbs_certificate().extensions().into_iter().flatten() {
+    let exts: Vec<&x509_cert::ext::Extension> = cert
+        .tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .collect();
+    for (i, e) in exts.iter().enumerate() {
+        if exts[..i].iter().any(|p| p.extn_id == e.extn_id) {
+            return Err(format!(
+                "carries extension {} more than once (RFC 5280 §4.2)",
+                oid_name(&e.extn_id)
+            ));
+        }
         if e.critical && !KNOWN.contains(&e.extn_id) {
             return Err(format!(
                 "unsupported critical extension {}",
@@ -1411,6 +1549,9 @@ fn check_tsa_usage(tsa: &Certificate, subject: &str) -> Result<(), TspError> {
         subject: subject.to_owned(),
         reason,
     };
+    // First, so that a duplicated extension is named as such rather than
+    // reported as unreadable below.
+    check_critical(tsa).map_err(bad)?;
     let tbs = tsa.tbs_certificate();
     match tbs.get_extension::<ExtendedKeyUsage>() {
         Ok(Some((critical, eku))) => {
@@ -1437,14 +1578,50 @@ fn check_tsa_usage(tsa: &Certificate, subject: &str) -> Result<(), TspError> {
         }
         Err(e) => return Err(bad(format!("extendedKeyUsage unreadable: {e}"))),
     }
-    if let Ok(Some((_, ku))) = tbs.get_extension::<KeyUsage>()
-        && !(ku.digital_signature() || ku.non_repudiation())
-    {
-        return Err(bad(
+    match tbs.get_extension::<KeyUsage>() {
+        Ok(Some((_, ku))) if !(ku.digital_signature() || ku.non_repudiation()) => Err(bad(
             "keyUsage allows neither digitalSignature nor nonRepudiation".into(),
-        ));
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(bad(format!("keyUsage unreadable: {e}"))),
     }
-    check_critical(tsa).map_err(bad)
+}
+
+/// RFC 3161 §2.4.2: the TSTInfo `tsa` field, when present, names the
+/// certificate that verifies the token: its subject (as a directoryName,
+/// compared exactly) or one of its subjectAltName entries.
+fn check_tsa_name(
+    name: Option<&GeneralName>,
+    tsa: &Certificate,
+    subject: &str,
+) -> Result<(), TspError> {
+    let Some(name) = name else {
+        return Ok(());
+    };
+    let bad = |reason: String| TspError::TsaCertificate {
+        subject: subject.to_owned(),
+        reason,
+    };
+    let tbs = tsa.tbs_certificate();
+    if matches!(name, GeneralName::DirectoryName(n) if n == tbs.subject()) {
+        return Ok(());
+    }
+    let san = tbs
+        .get_extension::<SubjectAltName>()
+        .map_err(|e| bad(format!("subjectAltName unreadable: {e}")))?;
+    if san.is_some_and(|(_, san)| san.0.contains(name)) {
+        return Ok(());
+    }
+    let named = match name {
+        GeneralName::DirectoryName(n) => n.to_string(),
+        GeneralName::DnsName(n) => format!("DNS:{}", n.as_str()),
+        GeneralName::Rfc822Name(n) => format!("email:{}", n.as_str()),
+        GeneralName::UniformResourceIdentifier(n) => format!("URI:{}", n.as_str()),
+        _ => "a name of another form".into(),
+    };
+    Err(bad(format!(
+        "the token's tsa field names {named}, which is neither this certificate's subject nor one of its subjectAltName entries (RFC 3161 §2.4.2: another TSA's name on this signature)"
+    )))
 }
 
 /// Walks from the TSA certificate to an anchor; returns the anchor's
@@ -1515,6 +1692,7 @@ fn build_chain<'c>(
         })?;
         let issuer_subject = issuer.tbs_certificate().subject().to_string();
         let ca_err = |r: &str| TspError::Chain(format!("{issuer_subject} {r}"));
+        check_critical(issuer).map_err(|e| ca_err(&e))?;
         match issuer.tbs_certificate().get_extension::<BasicConstraints>() {
             Ok(Some((_, bc))) if bc.ca => {
                 // Certificates strictly between this issuer and the TSA
@@ -1532,12 +1710,13 @@ fn build_chain<'c>(
                 ));
             }
         }
-        if let Ok(Some((_, ku))) = issuer.tbs_certificate().get_extension::<KeyUsage>()
-            && !ku.key_cert_sign()
-        {
-            return Err(ca_err("has keyUsage without keyCertSign"));
+        match issuer.tbs_certificate().get_extension::<KeyUsage>() {
+            Ok(Some((_, ku))) if !ku.key_cert_sign() => {
+                return Err(ca_err("has keyUsage without keyCertSign"));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(ca_err(&format!("has an unreadable keyUsage ({e})"))),
         }
-        check_critical(issuer).map_err(|e| ca_err(&e))?;
         check_valid_at(issuer, at)?;
         chain.push(issuer);
     }
@@ -1736,6 +1915,38 @@ mod tests {
         assert_eq!(oid_text(&any(&[0x2a, 0x03, 0x04])).unwrap(), "1.2.3.4");
         assert!(oid_text(&any(&[0x88])).is_err());
         assert!(oid_text(&any(&[0x80, 0x01])).is_err());
+    }
+
+    #[test]
+    fn raw_der_walk() {
+        let (e, rest) = der_split(&[0x30, 0x02, 0x05, 0x00, 0xff]).unwrap();
+        assert_eq!(
+            (e.tag, e.whole, e.value, rest),
+            (0x30, &[0x30, 2, 5, 0][..], &[5, 0][..], &[0xff][..])
+        );
+        let long = [&[0x04, 0x81, 0x80][..], &[7; 0x80]].concat();
+        assert_eq!(der_split(&long).unwrap().0.value.len(), 0x80);
+        for bad in [
+            &[][..],
+            &[0x30][..],
+            &[0x30, 0x03, 0x00][..],
+            &[0x1f, 0x01, 0x00][..],
+            &[0x30, 0x80, 0x00, 0x00][..],
+            &[0x30, 0x85, 1, 1, 1, 1, 1][..],
+        ] {
+            assert!(der_children(bad).is_none() || bad.is_empty(), "{bad:?}");
+        }
+        // Signed attributes are found only where a SignerInfo has them.
+        let any = |v: &[u8]| Any::new(Tag::Sequence, v.to_vec()).unwrap();
+        assert!(raw_signed_attrs(&any(&[0x02, 0x01, 0x03])).is_err());
+        let si = [
+            0x30, 0x0b, 0x02, 0x01, 0x01, 0x30, 0x00, 0x30, 0x00, 0xa0, 0x02, 0x30, 0x00,
+        ];
+        let sd = [&[0x02, 0x01, 0x03, 0x31, 0x0d][..], &si].concat();
+        assert_eq!(
+            raw_signed_attrs(&any(&sd)).unwrap(),
+            [0x31, 0x02, 0x30, 0x00]
+        );
     }
 
     #[test]

@@ -250,7 +250,17 @@ fn print_message(m: &SignedMessage, json: bool) {
 pub fn listen(home: &Home, args: ListenArgs) -> Result<(), CliError> {
     let agent = open(home)?;
     runtime()?.block_on(async {
-        let mut rx = agent.subscribe();
+        // Messages are printed by the handler itself, before the receive
+        // loop acknowledges them to the hub: an acknowledged message has
+        // been printed, whatever ends the process afterwards. With
+        // --count N the agent delivers (and acknowledges) exactly N.
+        agent.set_receive_limit(args.count);
+        let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let json = args.json;
+        agent.on_message(move |m| {
+            print_message(m, json);
+            let _ = done_tx.send(());
+        });
         agent.on_error(|e| eprintln!("refused an envelope: {}", printable(&e.to_string())));
         let waiting = agent.attach(args.hub.as_str()).await?;
         eprintln!(
@@ -260,16 +270,18 @@ pub fn listen(home: &Home, args: ListenArgs) -> Result<(), CliError> {
         );
         let mut n = 0u64;
         while args.count.is_none_or(|c| n < c) {
-            // Ctrl-C ends the loop cleanly, so every message printed is
-            // also recorded in the chain (flushed below).
             let m = tokio::select! {
-                m = rx.recv() => m,
+                m = done.recv() => m,
                 _ = tokio::signal::ctrl_c() => None,
             };
-            let Some(m) = m else { break };
-            print_message(&m, args.json);
+            if m.is_none() {
+                break;
+            }
             n += 1;
         }
+        // Let the receive loop acknowledge what was printed.
+        agent.settle().await;
+        agent.detach();
         agent.flush().await?;
         Ok(())
     })
@@ -279,7 +291,11 @@ pub fn listen(home: &Home, args: ListenArgs) -> Result<(), CliError> {
 pub fn chat(home: &Home, args: ChatArgs) -> Result<(), CliError> {
     let agent = open(home)?;
     runtime()?.block_on(async {
-        let mut rx = agent.subscribe();
+        // Printed by the handler, before the message is acknowledged.
+        agent.on_message(|m| {
+            let msg = m.message();
+            println!("< {}: {}", short(msg.from.as_str()), printable(&msg.text));
+        });
         agent.on_error(|e| eprintln!("refused an envelope: {}", printable(&e.to_string())));
         agent.attach(args.hub.as_str()).await?;
         eprintln!(
@@ -288,12 +304,6 @@ pub fn chat(home: &Home, args: ChatArgs) -> Result<(), CliError> {
             args.agent_id,
             agent.fingerprint()
         );
-        let printer = tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                let msg = m.message();
-                println!("< {}: {}", short(msg.from.as_str()), printable(&msg.text));
-            }
-        });
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         loop {
             let line = tokio::select! {
@@ -310,7 +320,8 @@ pub fn chat(home: &Home, args: ChatArgs) -> Result<(), CliError> {
                 Err(e) => eprintln!("not sent: {}", printable(&e.to_string())),
             }
         }
-        printer.abort();
+        agent.settle().await;
+        agent.detach();
         agent.flush().await?;
         Ok(())
     })

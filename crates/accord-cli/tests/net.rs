@@ -229,6 +229,75 @@ fn two_agents_exchange_through_a_hub_process() {
 }
 
 #[test]
+fn listen_count_acknowledges_only_what_it_prints() {
+    // Three messages wait for bob; `listen --count 1` prints one and must
+    // leave the other two with the hub for the next listener.
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob) = (dir.path().join("alice"), dir.path().join("bob"));
+    for h in [&alice, &bob] {
+        ok(accord(h)
+            .args(["init", "--no-passphrase"])
+            .output()
+            .unwrap());
+    }
+    let v: Value =
+        serde_json::from_str(&ok(accord(&bob).args(["id", "--json"]).output().unwrap())).unwrap();
+    let bob_id = v["agent_id"].as_str().unwrap().to_owned();
+    let mut hub = Guard(Some(
+        accord(&alice)
+            .args(["hub", "serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let line = first_line(hub.child().stdout.take().unwrap());
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("unexpected hub banner: {line}"))
+        .to_owned();
+    // Bob registers once (so alice can find his bundle), then goes away.
+    let mut first = Guard(Some(
+        accord(&bob)
+            .args(["listen", "--hub", &addr, "--count", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let banner = first_line(first.child().stderr.take().unwrap());
+    assert!(banner.contains("listening as"), "{banner}");
+    drop(first);
+    for m in ["one", "two", "three"] {
+        ok(accord(&alice)
+            .args(["send", "--hub", &addr, "--to", &bob_id, m])
+            .output()
+            .unwrap());
+    }
+    let listen = |n: &str| -> Vec<String> {
+        let (tx, rx) = mpsc::channel();
+        let child = accord(&bob)
+            .args(["listen", "--hub", &addr, "--count", n])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = ok(rx.recv_timeout(T).expect("listen did not finish").unwrap());
+        out.lines().map(str::to_owned).collect()
+    };
+    let got = listen("1");
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].ends_with("[message] one"), "{got:?}");
+    let got = listen("2");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].ends_with("[message] two"), "{got:?}");
+    assert!(got[1].ends_with("[message] three"), "{got:?}");
+}
+
+#[test]
 fn demo_includes_an_encrypted_exchange() {
     let dir = tempfile::tempdir().unwrap();
     let out = ok(accord(&dir.path().join("unused"))

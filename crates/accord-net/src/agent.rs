@@ -116,7 +116,14 @@ type ErrorHandler = Arc<dyn Fn(&NetError) + Send + Sync>;
 struct Live {
     session: Session,
     reserved: u64,
+    /// Last use by this process (ms): idle sessions leave memory after
+    /// [`LIVE_IDLE_MS`] (they stay in `channel.db` until purged there).
+    used: u64,
 }
+
+/// Sessions unused for this long are dropped from memory (keys included);
+/// they are loaded again from `channel.db` when needed.
+const LIVE_IDLE_MS: u64 = 10 * 60 * 1000;
 
 struct Inner {
     key: Keypair,
@@ -126,6 +133,20 @@ struct Inner {
     /// checking a key (a full scalar multiplication) every time.
     pins: Mutex<HashMap<AgentId, PublicKey>>,
     sessions: Mutex<HashMap<String, Live>>,
+    /// The session this process sends in, per peer: only sessions this
+    /// process opened (as initiator, or as the responder that stored it).
+    /// Two processes on one home never send in the same session, so each
+    /// session has a single sender and its sequence numbers stay within the
+    /// receiver's replay window.
+    sending: Mutex<HashMap<AgentId, String>>,
+    /// When the in-memory sessions were last trimmed (ms).
+    trimmed: AtomicU64,
+    /// Messages the receive loop may still deliver (`None`: unlimited);
+    /// envelopes beyond it are neither opened nor acknowledged.
+    budget: Mutex<Option<u64>>,
+    /// Held by the receive loop while it handles a batch (from opening to
+    /// acknowledging); see [`Agent::settle`].
+    receiving: Arc<tokio::sync::Mutex<()>>,
     hub: Mutex<Option<Arc<HubClient>>>,
     /// Held from sealing an envelope until it is handed to the hub, so
     /// concurrent sends reach the hub in sequence-number order (the
@@ -219,6 +240,10 @@ impl Agent {
                 db: Mutex::new(db),
                 pins: Mutex::new(HashMap::new()),
                 sessions: Mutex::new(HashMap::new()),
+                sending: Mutex::new(HashMap::new()),
+                trimmed: AtomicU64::new(0),
+                budget: Mutex::new(None),
+                receiving: Arc::new(tokio::sync::Mutex::new(())),
                 hub: Mutex::new(None),
                 send_order: tokio::sync::Mutex::new(()),
                 tasks: Mutex::new(Vec::new()),
@@ -338,6 +363,22 @@ impl Agent {
         rx
     }
 
+    /// Limits how many more messages the receive loop delivers (`None`:
+    /// no limit). Envelopes beyond the limit are neither opened nor
+    /// acknowledged, so the hub keeps them for a later connection: a
+    /// consumer that stops after N messages loses none.
+    pub fn set_receive_limit(&self, limit: Option<u64>) {
+        *lock(&self.inner.budget) = limit;
+    }
+
+    /// Waits until the receive loop is between batches: every message
+    /// delivered to the handlers so far is recorded and acknowledged (or
+    /// the acknowledgement failed). Call it before [`Agent::detach`] when
+    /// stopping after a message, so it is not delivered again.
+    pub async fn settle(&self) {
+        let _idle = self.inner.receiving.lock().await;
+    }
+
     /// Sends `text` (type `"message"`, empty payload) to `to`.
     pub async fn send(&self, to: &str, text: &str) -> Result<SendReceipt, NetError> {
         self.send_payload(to, "message", text, Map::new()).await
@@ -361,7 +402,6 @@ impl Agent {
         // Replies are awaited outside the lock: many sends can be in flight.
         let (qid, online) = hub.finish_send(pending, to.as_str()).await?;
         self.inner.sent.fetch_add(1, Ordering::Relaxed);
-        self.record(SENT_EVENT, &signed);
         let m = signed.message();
         Ok(SendReceipt {
             message_id: m.id.to_string(),
@@ -385,7 +425,6 @@ impl Agent {
     ) -> Result<(Envelope, SignedMessage), NetError> {
         let sealed = self.seal(to, msg_type, text, payload).await?;
         self.inner.sent.fetch_add(1, Ordering::Relaxed);
-        self.record(SENT_EVENT, &sealed.1);
         Ok(sealed)
     }
 
@@ -417,8 +456,13 @@ impl Agent {
                 live.session.set_next_seq(end - SEQ_BLOCK);
                 live.reserved = end;
             }
+            live.used = now;
             live.session.seal(&self.inner.key, draft)?
         };
+        // Recorded when sealed, before it leaves this process: a message
+        // that exists is in the chain even if the hub never confirms it
+        // (`message_sent` means "sealed and handed for sending").
+        self.record(SENT_EVENT, &signed);
         Ok((envelope, signed))
     }
 
@@ -438,18 +482,33 @@ impl Agent {
                 Live {
                     session: s,
                     reserved,
+                    used: now_ms(),
                 },
             );
         }
         Ok(sessions.get_mut(id))
     }
 
-    /// The session to send to `to` in: the current one if still fresh,
-    /// else a new one (fetching, verifying and pinning the peer's bundle).
+    /// Drops sessions idle for [`LIVE_IDLE_MS`] from memory (at most once
+    /// a minute), so a long-running agent neither grows without bound nor
+    /// keeps old session keys in memory; `channel.db` stays authoritative.
+    fn trim(&self, sessions: &mut HashMap<String, Live>, now: u64) {
+        let last = self.inner.trimmed.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 60_000 {
+            return;
+        }
+        self.inner.trimmed.store(now, Ordering::Relaxed);
+        sessions.retain(|_, l| now.saturating_sub(l.used) < LIVE_IDLE_MS);
+    }
+
+    /// The session to send to `to` in: the one this process sends in if
+    /// still fresh, else a new one (fetching, verifying and pinning the
+    /// peer's bundle). Never a session another process sends in.
     async fn session_for(&self, to: &AgentId, now: u64) -> Result<String, NetError> {
-        let current = lock(&self.inner.db).current_session(to)?;
+        let current = lock(&self.inner.sending).get(to).cloned();
         if let Some(id) = current {
             let mut sessions = lock(&self.inner.sessions);
+            self.trim(&mut sessions, now);
             if let Some(live) = self.live(&mut sessions, &id)?
                 && !live.session.should_replace(now)
             {
@@ -465,14 +524,20 @@ impl Agent {
             &mut UnwrapErr(getrandom::SysRng),
         )?;
         let id = session.id().to_owned();
-        lock(&self.inner.db).save_session(&session, now)?;
+        if !lock(&self.inner.db).save_session(&session, now)? {
+            return Err(NetError::Db(format!(
+                "a new session id {id} is already known (random number generator failure?)"
+            )));
+        }
         lock(&self.inner.sessions).insert(
             id.clone(),
             Live {
                 session,
                 reserved: 0,
+                used: now,
             },
         );
+        lock(&self.inner.sending).insert(to.clone(), id.clone());
         Ok(id)
     }
 
@@ -502,8 +567,23 @@ impl Agent {
     /// Verifies a bundle (signature, agent_id derivation, validity), checks
     /// or sets the pin, caches it.
     fn accept_bundle(&self, bytes: &[u8], now: u64) -> Result<Bundle, NetError> {
+        self.accept_bundle_inner(bytes, now, true)
+    }
+
+    /// [`Agent::accept_bundle`]; with `check_expiry` false an expired
+    /// bundle is accepted too: enough to learn a sender's identity key
+    /// (the signature and the agent id derivation are still checked), not
+    /// to open a session to it.
+    fn accept_bundle_inner(
+        &self,
+        bytes: &[u8],
+        now: u64,
+        check_expiry: bool,
+    ) -> Result<Bundle, NetError> {
         let bundle = Bundle::parse(bytes)?;
-        bundle.check_valid_at(&timestamp(now)?)?;
+        if check_expiry {
+            bundle.check_valid_at(&timestamp(now)?)?;
+        }
         let mut db = lock(&self.inner.db);
         db.check_pin(bundle.agent_id(), bundle.public_key(), now)?;
         db.save_peer_bundle(&bundle)?;
@@ -560,6 +640,7 @@ impl Agent {
         let peer = parse_agent(peer)?;
         let key = PublicKey::from_b64(key).map_err(|e| NetError::Input(e.to_string()))?;
         lock(&self.inner.sessions).retain(|_, l| l.session.peer() != &peer);
+        lock(&self.inner.sending).remove(&peer);
         lock(&self.inner.db).repin(&peer, &key, now_ms())?;
         lock(&self.inner.pins).insert(peer, key);
         Ok(())
@@ -633,7 +714,9 @@ impl Agent {
             })?,
         };
         let bytes = hub.get_bundle(peer.as_str()).await?;
-        let b = self.accept_bundle(&bytes, now_ms())?;
+        // Only the identity key is needed here: a bundle that expired while
+        // the peer was offline still proves it (signed, id derived from it).
+        let b = self.accept_bundle_inner(&bytes, now_ms(), false)?;
         if b.agent_id() != peer {
             return Err(NetError::AuthenticationFailed(format!(
                 "asked the hub for {peer}'s bundle and got {}'s",
@@ -655,13 +738,21 @@ impl Agent {
         let mut out = Vec::with_capacity(envelopes.len());
         let mut windows = Vec::new();
         let mut sessions = lock(&self.inner.sessions);
+        self.trim(&mut sessions, now);
         for env in envelopes {
             let r = env.and_then(|env| self.open_one(&mut sessions, &env, now, &mut windows));
             out.push(r);
         }
-        drop(sessions);
-        if !windows.is_empty() {
-            lock(&self.inner.db).save_windows(&windows, now)?;
+        if !windows.is_empty()
+            && let Err(e) = lock(&self.inner.db).save_windows(&windows, now)
+        {
+            // The windows advanced in memory only: drop those sessions, so
+            // they are loaded again with the stored (older) windows and the
+            // same envelopes are accepted when delivered again.
+            for (id, _) in &windows {
+                sessions.remove(id);
+            }
+            return Err(e);
         }
         Ok(out)
     }
@@ -683,6 +774,7 @@ impl Agent {
             .pinned(&env.from)?
             .ok_or_else(|| NetError::PeerNotFound(env.from.to_string()))?;
         if let Some(live) = self.live(sessions, &env.session_id)? {
+            live.used = now;
             let signed = live.session.open(env, &peer_key)?;
             windows.push((env.session_id.clone(), live.session.window()));
             return Ok(signed);
@@ -693,6 +785,12 @@ impl Agent {
                 env.session_id
             )));
         };
+        if lock(&self.inner.db).session_known(&env.session_id)? {
+            return Err(NetError::ReplayDetected(format!(
+                "session {} was closed here and is never opened again",
+                env.session_id
+            )));
+        }
         let secret = lock(&self.inner.db).exchange_secret(key_id)?.ok_or_else(|| {
             NetError::AuthenticationFailed(format!(
                 "exchange key {key_id} is unknown or was deleted after its grace period (forward secrecy); the sender must open a new session"
@@ -701,11 +799,33 @@ impl Agent {
         let mut session = Session::respond(self.agent_id(), &secret, env, now)?;
         let signed = session.open(env, &peer_key)?;
         // Stored only once an authentic message opened it, so garbage
-        // cannot fill the database with sessions.
-        lock(&self.inner.db).save_session(&session, now)?;
+        // cannot fill the database with sessions. Never over an existing
+        // or closed session (another process may have stored it first).
+        if !lock(&self.inner.db).save_session(&session, now)? {
+            return match self.live(sessions, &env.session_id)? {
+                Some(live) => {
+                    live.used = now;
+                    let signed = live.session.open(env, &peer_key)?;
+                    windows.push((env.session_id.clone(), live.session.window()));
+                    Ok(signed)
+                }
+                None => Err(NetError::ReplayDetected(format!(
+                    "session {} was closed here and is never opened again",
+                    env.session_id
+                ))),
+            };
+        }
         let reserved = session.next_seq();
         debug_assert_eq!(session.role(), Role::Responder);
-        sessions.insert(env.session_id.clone(), Live { session, reserved });
+        sessions.insert(
+            env.session_id.clone(),
+            Live {
+                session,
+                reserved,
+                used: now,
+            },
+        );
+        lock(&self.inner.sending).insert(env.from.clone(), env.session_id.clone());
         Ok(signed)
     }
 
@@ -772,6 +892,8 @@ async fn refresh_bundle(weak: Weak<Inner>, client: Arc<HubClient>, mut published
             return;
         };
         let agent = Agent { inner };
+        // An idle agent drops idle session keys from memory too.
+        agent.trim(&mut lock(&agent.inner.sessions), now_ms());
         match agent.public_bundle() {
             Ok(b) if b.to_bytes() != published.as_slice() => {
                 match client.register(&agent.inner.key, &b).await {
@@ -783,6 +905,21 @@ async fn refresh_bundle(weak: Weak<Inner>, client: Arc<HubClient>, mut published
             Err(e) => agent.report(&e),
         }
     }
+}
+
+/// Whether a refusal may go away by itself (storage, network, the hub):
+/// such envelopes are not acknowledged, so the hub delivers them again.
+fn transient(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::Db(_)
+            | NetError::Io(_)
+            | NetError::Home(_)
+            | NetError::Disconnected(_)
+            | NetError::Timeout(_)
+            | NetError::Hub { .. }
+            | NetError::NoHub
+    )
 }
 
 async fn receive_loop(weak: Weak<Inner>, client: Arc<HubClient>, mut rx: mpsc::Receiver<Delivery>) {
@@ -798,7 +935,16 @@ async fn receive_loop(weak: Weak<Inner>, client: Arc<HubClient>, mut rx: mpsc::R
             return;
         };
         let agent = Agent { inner };
-        let qids: Vec<u64> = batch.iter().map(|d| d.qid).collect();
+        let receiving = agent.inner.receiving.clone();
+        let _busy = receiving.lock().await;
+        // Deliver no more than the consumer asked for; the rest is neither
+        // opened nor acknowledged (the hub keeps it).
+        if let Some(left) = *lock(&agent.inner.budget) {
+            batch.truncate(left.min(batch.len() as u64) as usize);
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let mut envs = Vec::with_capacity(batch.len());
         for d in &batch {
             let env = Envelope::from_value(&d.envelope).map_err(NetError::from);
@@ -822,18 +968,39 @@ async fn receive_loop(weak: Weak<Inner>, client: Arc<HubClient>, mut rx: mpsc::R
                 continue;
             }
         };
-        for r in results {
+        let mut qids = Vec::with_capacity(batch.len());
+        let mut delivered = 0u64;
+        for (d, r) in batch.iter().zip(results) {
             match r {
-                Ok(m) => agent.dispatch(&m),
+                Ok(m) => {
+                    agent.dispatch(&m);
+                    delivered += 1;
+                    qids.push(d.qid);
+                }
                 Err(e) => {
                     agent.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                    // Refused for good (replay, forgery): acknowledged, as
+                    // delivering it again would only be refused again.
+                    // Refused for a passing reason (the peer's key could
+                    // not be fetched, storage): kept by the hub.
+                    if !transient(&e) {
+                        qids.push(d.qid);
+                    }
                     agent.report(&e);
                 }
             }
         }
-        // Refused envelopes are acknowledged too: delivering them again
-        // would only be refused again.
-        if client.ack(&qids).await.is_err() {
+        if let Some(left) = lock(&agent.inner.budget).as_mut() {
+            *left = left.saturating_sub(delivered);
+        }
+        // Acknowledged only once the batch is in the chain: a crash before
+        // that leaves the envelopes with the hub (and a later delivery is
+        // refused as a replay, but the message is not lost unrecorded).
+        if let Err(e) = agent.flush().await {
+            agent.report(&e);
+            continue;
+        }
+        if !qids.is_empty() && client.ack(&qids).await.is_err() {
             return;
         }
     }

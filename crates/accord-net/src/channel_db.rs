@@ -26,6 +26,14 @@ pub const BUNDLE_LIFETIME_MS: u64 = 48 * 3600 * 1000;
 pub const GRACE_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Sessions unused for this long are deleted with their keys (7 days).
 pub const SESSION_IDLE_MS: u64 = 7 * 24 * 3600 * 1000;
+/// A deleted session leaves a tombstone (its id, no keys) for this long
+/// after the session was created: longer than the exchange key it was
+/// opened with can be kept ([`BUNDLE_LIFETIME_MS`] + [`GRACE_MS`]) plus a
+/// day of clock margin. While the tombstone exists the session can never be
+/// rebuilt from a captured first envelope (which would accept the old
+/// messages again and reuse the responder's AES-GCM nonces); once it is
+/// gone, the exchange key is gone too and nothing can rebuild it.
+pub const TOMBSTONE_MS: u64 = BUNDLE_LIFETIME_MS + GRACE_MS + 24 * 3600 * 1000;
 /// Sequence numbers are reserved in blocks of this size, so the send
 /// counter is written once per block, never reused after a crash.
 pub const SEQ_BLOCK: u64 = 256;
@@ -48,6 +56,7 @@ impl ChannelDb {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
+             PRAGMA secure_delete=ON;
              CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS exchange_keys (
                  id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
@@ -59,7 +68,8 @@ impl ChannelDb {
                  session_id TEXT PRIMARY KEY, peer TEXT NOT NULL, role TEXT NOT NULL,
                  state BLOB NOT NULL, created_ms INTEGER NOT NULL, used_ms INTEGER NOT NULL,
                  send_reserved INTEGER NOT NULL, win_top INTEGER NOT NULL, win_bitmap INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS current (peer TEXT PRIMARY KEY, session_id TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS current (peer TEXT PRIMARY KEY, session_id TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS tombstones (session_id TEXT PRIMARY KEY, until_ms INTEGER NOT NULL);",
         )?;
         let owner: Option<String> = conn
             .query_row("SELECT v FROM meta WHERE k = 'agent_id'", [], |r| r.get(0))
@@ -161,11 +171,16 @@ impl ChannelDb {
     /// for [`SESSION_IDLE_MS`] (their keys go with them).
     pub fn purge(&mut self, now_ms: u64) -> Result<(), NetError> {
         let tx = self.conn.transaction()?;
-        tx.execute(
+        let keys = tx.execute(
             "DELETE FROM exchange_keys WHERE expires_ms + ?1 < ?2",
             params![GRACE_MS as i64, now_ms as i64],
         )?;
         tx.execute(
+            "INSERT OR IGNORE INTO tombstones (session_id, until_ms)
+             SELECT session_id, created_ms + ?3 FROM sessions WHERE used_ms + ?1 < ?2",
+            params![SESSION_IDLE_MS as i64, now_ms as i64, TOMBSTONE_MS as i64],
+        )?;
+        let sessions = tx.execute(
             "DELETE FROM sessions WHERE used_ms + ?1 < ?2",
             params![SESSION_IDLE_MS as i64, now_ms as i64],
         )?;
@@ -173,8 +188,31 @@ impl ChannelDb {
             "DELETE FROM current WHERE session_id NOT IN (SELECT session_id FROM sessions)",
             [],
         )?;
+        tx.execute(
+            "DELETE FROM tombstones WHERE until_ms < ?1",
+            [now_ms as i64],
+        )?;
         tx.commit()?;
+        if sessions > 0 || keys > 0 {
+            // Deleted keys must not linger in the write-ahead log
+            // (secure_delete already zeroes them in the database file).
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
         Ok(())
+    }
+
+    /// Whether a session with this id exists or existed (tombstone): such
+    /// an id is never rebuilt from an envelope.
+    pub fn session_known(&self, id: &str) -> Result<bool, NetError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM sessions WHERE session_id = ?1
+                 UNION ALL SELECT 1 FROM tombstones WHERE session_id = ?1",
+            )?
+            .exists([id])?)
     }
 
     /// The key pinned for `agent`.
@@ -229,6 +267,11 @@ impl ChannelDb {
             [agent.as_str()],
         )?;
         tx.execute("DELETE FROM current WHERE peer = ?1", [agent.as_str()])?;
+        tx.execute(
+            "INSERT OR IGNORE INTO tombstones (session_id, until_ms)
+             SELECT session_id, created_ms + ?2 FROM sessions WHERE peer = ?1",
+            params![agent.as_str(), TOMBSTONE_MS as i64],
+        )?;
         tx.execute("DELETE FROM sessions WHERE peer = ?1", [agent.as_str()])?;
         tx.commit()?;
         Ok(())
@@ -266,17 +309,26 @@ impl ChannelDb {
     }
 
     /// Stores a new session (keys encrypted) and makes it the current one
-    /// for its peer.
-    pub fn save_session(&mut self, s: &Session, now_ms: u64) -> Result<(), NetError> {
+    /// for its peer. A session id that exists or existed (tombstone) is
+    /// never written again: returns `false` and changes nothing then (the
+    /// caller re-reads the stored session, whose replay window and send
+    /// reservation are authoritative).
+    pub fn save_session(&mut self, s: &Session, now_ms: u64) -> Result<bool, NetError> {
         let sealed = self.seal(&format!("sessions/{}", s.id()), &s.secret_state())?;
         let role = match s.role() {
             Role::Initiator => "initiator",
             Role::Responder => "responder",
         };
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO sessions (session_id, peer, role, state, created_ms, used_ms, send_reserved, win_top, win_bitmap)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
+        let dead = tx
+            .prepare_cached("SELECT 1 FROM tombstones WHERE session_id = ?1")?
+            .exists([s.id()])?;
+        if dead {
+            return Ok(false);
+        }
+        let n = tx.execute(
+            "INSERT INTO sessions (session_id, peer, role, state, created_ms, used_ms, send_reserved, win_top, win_bitmap)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8) ON CONFLICT (session_id) DO NOTHING",
             params![
                 s.id(),
                 s.peer().as_str(),
@@ -288,12 +340,15 @@ impl ChannelDb {
                 s.window().bitmap as i64
             ],
         )?;
+        if n == 0 {
+            return Ok(false);
+        }
         tx.execute(
             "INSERT OR REPLACE INTO current (peer, session_id) VALUES (?1, ?2)",
             params![s.peer().as_str(), s.id()],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Loads a session with its send counter (resuming after the last
@@ -389,5 +444,53 @@ impl ChannelDb {
             .conn
             .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))?;
         Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_never_overwritten_nor_rebuilt_after_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = Keypair::from_seed(&[1; 32]).unwrap();
+        let peer = Keypair::from_seed(&[2; 32]).unwrap();
+        let mut db = ChannelDb::open(&dir.path().join(CHANNEL_DB), &me).unwrap();
+        let now = 1_800_000_000_000u64;
+        let secret = ExchangeSecret::generate(&[3; 32]);
+        let bundle = Bundle::sign(
+            &peer,
+            &secret,
+            ts(now).unwrap(),
+            ts(now + BUNDLE_LIFETIME_MS).unwrap(),
+        );
+        let s = Session::initiate(
+            me.agent_id(),
+            &bundle,
+            [4; 16],
+            now,
+            &mut rand_core::UnwrapErr(getrandom::SysRng),
+        )
+        .unwrap();
+        assert!(db.save_session(&s, now).unwrap());
+        let end = db.reserve_send(s.id(), now).unwrap();
+        assert_eq!(end, SEQ_BLOCK);
+        // A second store of the same id (another process) changes nothing:
+        // send_reserved is never lowered.
+        assert!(!db.save_session(&s, now).unwrap());
+        assert_eq!(
+            db.load_session(s.id()).unwrap().unwrap().next_seq(),
+            SEQ_BLOCK
+        );
+        // Purged after 7 idle days: a tombstone remains, the id stays known
+        // and cannot be stored again, until the exchange key is gone too.
+        let later = now + SESSION_IDLE_MS + 1000;
+        db.purge(later).unwrap();
+        assert_eq!(db.session_count().unwrap(), 0);
+        assert!(db.session_known(s.id()).unwrap());
+        assert!(!db.save_session(&s, later).unwrap());
+        db.purge(now + TOMBSTONE_MS + 1).unwrap();
+        assert!(!db.session_known(s.id()).unwrap());
     }
 }

@@ -80,7 +80,7 @@ impl HubClient {
     {
         let (mut rd, wr) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
-        tokio::spawn(frame::write_loop(wr, rx));
+        tokio::spawn(frame::write_loop(wr, rx, None));
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let closed = Arc::new(Mutex::new(None));
         let (dtx, drx) = mpsc::channel::<Delivery>(4096);

@@ -65,24 +65,36 @@ pub fn encode(body: &[u8]) -> Vec<u8> {
 }
 
 /// Writes already encoded frames from `rx` to `w`, flushing whenever no more
-/// are waiting (so bursts share one system call).
+/// are waiting (so bursts share one system call). With `stall`, a write or
+/// flush that makes no progress for that long ends the loop (the peer does
+/// not read): the caller closes the connection when the loop ends.
 pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     w: W,
     mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    stall: Option<std::time::Duration>,
 ) {
     let mut w = tokio::io::BufWriter::with_capacity(64 * 1024, w);
+    async fn timed<F: std::future::Future<Output = std::io::Result<()>>>(
+        stall: Option<std::time::Duration>,
+        f: F,
+    ) -> bool {
+        match stall {
+            Some(d) => matches!(tokio::time::timeout(d, f).await, Ok(Ok(()))),
+            None => f.await.is_ok(),
+        }
+    }
     while let Some(frame) = rx.recv().await {
-        if w.write_all(&frame).await.is_err() {
+        if !timed(stall, w.write_all(&frame)).await {
             return;
         }
         while let Ok(more) = rx.try_recv() {
-            if w.write_all(&more).await.is_err() {
+            if !timed(stall, w.write_all(&more)).await {
                 return;
             }
         }
-        if w.flush().await.is_err() {
+        if !timed(stall, w.flush()).await {
             return;
         }
     }
-    let _ = w.shutdown().await;
+    let _ = timed(stall, w.shutdown()).await;
 }

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use accord_core::channel::{Bundle, Envelope};
 use accord_core::{AgentId, Map, Signature, Timestamp, Value, jcs};
@@ -50,6 +50,16 @@ pub struct Limits {
     pub rate_per_sec: u32,
     /// Burst of requests per connection above the sustained rate.
     pub burst: u32,
+    /// Bytes of envelopes pushed to one connection and not yet
+    /// acknowledged (at least one envelope is always allowed): bounds the
+    /// memory a receiver that does not read can hold on the hub.
+    pub max_inflight_bytes: usize,
+    /// Milliseconds a connection may take to register; then it is closed
+    /// (idle unauthenticated connections cannot hold every slot).
+    pub register_timeout_ms: u64,
+    /// Milliseconds a write to a connection may stall (the peer does not
+    /// read); then the connection is closed.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -61,6 +71,9 @@ impl Default for Limits {
             max_agents: 100_000,
             rate_per_sec: 50_000,
             burst: 100_000,
+            max_inflight_bytes: 8 << 20,
+            register_timeout_ms: 10_000,
+            write_timeout_ms: 30_000,
         }
     }
 }
@@ -390,6 +403,11 @@ impl HubCore {
         n
     }
 
+    /// Connections open now.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
     /// Envelopes waiting in the queue, for all agents.
     pub fn queued_total(&self) -> u64 {
         self.queued
@@ -479,9 +497,9 @@ struct Conn {
     id: u64,
     challenge: String,
     agent: Option<String>,
-    /// Acknowledgements received on this connection, and the signal that
-    /// wakes its delivery loop.
-    acked: Arc<AtomicU64>,
+    /// Envelopes pushed on this connection and not yet acknowledged (qid →
+    /// frame bytes), and the signal that wakes its delivery loop.
+    inflight: Inflight,
     notify: Arc<Notify>,
     tokens: f64,
     last: Instant,
@@ -524,8 +542,14 @@ where
 {
     let limits = core.limits;
     let (mut rd, wr) = tokio::io::split(stream);
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
-    let writer = tokio::spawn(frame::write_loop(wr, rx));
+    // A small queue: the reader waits when the peer does not read its
+    // replies, and pushes are bounded by `max_inflight_bytes`.
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
+    let mut writer = tokio::spawn(frame::write_loop(
+        wr,
+        rx,
+        Some(Duration::from_millis(limits.write_timeout_ms)),
+    ));
     core.counters
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
@@ -558,13 +582,39 @@ where
         id: core.next_conn.fetch_add(1, Ordering::Relaxed),
         challenge,
         agent: None,
-        acked: Arc::new(AtomicU64::new(0)),
+        inflight: Arc::new(Mutex::new(HashMap::new())),
         notify: Arc::new(Notify::new()),
         tokens: f64::from(limits.burst),
         last: Instant::now(),
     };
+    let register_by =
+        tokio::time::Instant::now() + Duration::from_millis(limits.register_timeout_ms);
     loop {
-        match frame::read_frame(&mut rd, limits.max_frame).await {
+        let read = async {
+            if conn.agent.is_some() {
+                frame::read_frame(&mut rd, limits.max_frame).await
+            } else {
+                match tokio::time::timeout_at(
+                    register_by,
+                    frame::read_frame(&mut rd, limits.max_frame),
+                )
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(FrameError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "not registered in time",
+                    ))),
+                }
+            }
+        };
+        let read = tokio::select! {
+            r = read => r,
+            // The writer ended (write stalled past the timeout, or failed):
+            // close the connection.
+            _ = &mut writer => break,
+        };
+        match read {
             Ok(Some(body)) => {
                 let reply = handle(&core, &mut conn, &body, &tx);
                 if let Some(reply) = reply
@@ -594,7 +644,9 @@ where
         core.go_offline(agent, conn.id);
     }
     drop(tx);
-    let _ = writer.await;
+    if !writer.is_finished() {
+        let _ = writer.await;
+    }
     core.connections.fetch_sub(1, Ordering::SeqCst);
 }
 
@@ -673,7 +725,12 @@ fn handle(
             (Some(agent), Some(list)) if list.len() <= 10_000 => {
                 let qids: Vec<u64> = list.iter().filter_map(Value::as_u64).collect();
                 let n = core.ack(agent, &qids);
-                conn.acked.fetch_add(qids.len() as u64, Ordering::Relaxed);
+                {
+                    let mut inflight = conn.inflight.lock().unwrap_or_else(|p| p.into_inner());
+                    for q in &qids {
+                        inflight.remove(q);
+                    }
+                }
                 conn.notify.notify_one();
                 Ok(serde_json::json!({"acked": n}))
             }
@@ -751,7 +808,8 @@ fn register(
             core.clone(),
             agent.clone(),
             notify.clone(),
-            conn.acked.clone(),
+            conn.inflight.clone(),
+            core.limits.max_inflight_bytes,
             tx.clone(),
         ));
         core.go_online(&agent, conn.id, notify, task.abort_handle());
@@ -775,21 +833,27 @@ fn use_b64(s: &str) -> Option<Vec<u8>> {
     (engine.encode(&bytes) == s).then_some(bytes)
 }
 
+type Inflight = Arc<Mutex<HashMap<u64, usize>>>;
+
 async fn delivery_loop(
     core: Arc<HubCore>,
     agent: String,
     notify: Arc<Notify>,
-    acked: Arc<AtomicU64>,
+    inflight: Inflight,
+    max_bytes: usize,
     tx: mpsc::Sender<Vec<u8>>,
 ) {
     let mut cursor = 0u64;
-    let mut pushed = 0u64;
     loop {
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let room = MAX_UNACKED.saturating_sub(pushed.saturating_sub(acked.load(Ordering::Relaxed)));
-        let rows = if room == 0 {
+        let (count, bytes) = {
+            let f = inflight.lock().unwrap_or_else(|p| p.into_inner());
+            (f.len() as u64, f.values().sum::<usize>())
+        };
+        let room = MAX_UNACKED.saturating_sub(count);
+        let rows = if room == 0 || (count > 0 && bytes >= max_bytes) {
             Vec::new()
         } else {
             core.pending(&agent, cursor, room.min(256) as usize)
@@ -799,7 +863,19 @@ async fn delivery_loop(
             notified.await;
             continue;
         }
+        let mut full = false;
         for (qid, env) in rows {
+            {
+                let mut f = inflight.lock().unwrap_or_else(|p| p.into_inner());
+                let used: usize = f.values().sum();
+                // Always one envelope, else only within the byte budget;
+                // the rest waits for acknowledgements.
+                if !f.is_empty() && used + env.len() > max_bytes {
+                    full = true;
+                    break;
+                }
+                f.insert(qid, env.len());
+            }
             cursor = qid;
             let mut body = Vec::with_capacity(env.len() + 64);
             body.extend_from_slice(b"{\"envelope\":");
@@ -808,8 +884,11 @@ async fn delivery_loop(
             if tx.send(frame::encode(&body)).await.is_err() {
                 return;
             }
-            pushed += 1;
             core.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        if full {
+            // Woken by an ack (or a new envelope).
+            notified.await;
         }
     }
 }

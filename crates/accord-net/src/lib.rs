@@ -126,7 +126,13 @@ impl From<ChannelError> for NetError {
     fn from(e: ChannelError) -> Self {
         match e {
             ChannelError::Replay { .. } | ChannelError::TooOld { .. } => {
-                NetError::ReplayDetected(e.to_string())
+                // The channel error already says "replay detected: …";
+                // this variant's message adds that prefix itself.
+                let s = e.to_string();
+                NetError::ReplayDetected(match s.strip_prefix("replay detected: ") {
+                    Some(rest) => rest.to_owned(),
+                    None => s,
+                })
             }
             ChannelError::AuthenticationFailed
             | ChannelError::BadSignature(_)

@@ -331,6 +331,17 @@ impl Raw {
             .await;
         self.reply().await
     }
+    /// The reply to `body`, skipping deliveries pushed meanwhile.
+    async fn answer(&mut self, body: Value) -> Value {
+        self.send_bytes(&frame::encode(&serde_json::to_vec(&body).unwrap()))
+            .await;
+        loop {
+            let v = self.reply().await;
+            if v.get("push").is_none() {
+                return v;
+            }
+        }
+    }
     async fn reply(&mut self) -> Value {
         let body = timeout(T, frame::read_frame(&mut self.0, MAX_FRAME))
             .await
@@ -569,15 +580,16 @@ async fn peer_to_peer_replays_reorders_tampering_and_restart() {
         bob.receive_envelope(&envs[3]).await.unwrap().message().text,
         "m3"
     );
-    // Restart alice: she resumes with fresh sequence numbers (no nonce reuse).
+    // Restart alice: she sends in a new session of her own (a process
+    // never resumes sending in another process's session: no nonce reuse).
     let ahome = alice.home().to_owned();
     drop(alice);
     let alice = Agent::open(&ahome, None, AgentOptions::default()).unwrap();
-    let (e, signed) = alice
+    let (e, _) = alice
         .seal_for(bob.agent_id(), "message", "after restart", Map::new())
         .await
         .unwrap();
-    assert!(signed.message().seq >= 4);
+    assert_ne!(e.session_id, Envelope::parse(&envs[0]).unwrap().session_id);
     assert_eq!(
         bob.receive_envelope(&e.to_bytes())
             .await
@@ -671,10 +683,11 @@ async fn a_large_backlog_arrives_in_full_under_flow_control() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_home_never_reuse_sequence_numbers() {
+async fn two_processes_on_one_home_send_in_their_own_sessions() {
     // `accord listen` and `accord send` may run on the same home at once:
-    // both send in the same session, from disjoint blocks of sequence
-    // numbers (a reused number would be a reused AES-GCM nonce).
+    // each process sends in a session of its own (one sender per session,
+    // so sequence numbers stay in order within the receiver's window and
+    // are never reused), and the receiver accepts every message.
     let dir = tempfile::tempdir().unwrap();
     let (alice, bob) = (agent(dir.path(), "alice"), agent(dir.path(), "bob"));
     alice
@@ -688,26 +701,304 @@ async fn two_processes_on_one_home_never_reuse_sequence_numbers() {
         .unwrap();
     bob.receive_envelope(&e.to_bytes()).await.unwrap();
     let twin = Agent::open(alice.home(), None, AgentOptions::default()).unwrap();
-    let mut seqs = std::collections::BTreeSet::new();
-    seqs.insert(e.seq);
+    let mut used = std::collections::BTreeSet::new();
+    used.insert((e.session_id.clone(), e.seq));
     let mut seal = async |a: &Agent, n: usize| {
+        let mut sessions = std::collections::BTreeSet::new();
         for _ in 0..n {
             let (env, _) = a
                 .seal_for(bob.agent_id(), "message", "x", Map::new())
                 .await
                 .unwrap();
-            assert_eq!(env.session_id, e.session_id);
             assert!(
-                seqs.insert(env.seq),
-                "sequence number {} used twice",
-                env.seq
+                used.insert((env.session_id.clone(), env.seq)),
+                "sequence number {} of session {} used twice",
+                env.seq,
+                env.session_id
             );
+            sessions.insert(env.session_id.clone());
+            // Interleaved, as two processes would: every one is accepted.
+            bob.receive_envelope(&env.to_bytes()).await.unwrap();
         }
+        sessions
     };
-    // The twin reserves the block after alice's; alice then runs past the
-    // end of her block, and must continue after the twin's.
-    seal(&twin, 1).await;
-    seal(&alice, 300).await;
-    seal(&twin, 300).await;
-    seal(&alice, 10).await;
+    let t1 = seal(&twin, 1).await;
+    let a1 = seal(&alice, 300).await;
+    let t2 = seal(&twin, 300).await;
+    let a2 = seal(&alice, 10).await;
+    assert_eq!(a1, a2);
+    assert_eq!(t1, t2);
+    assert!(a1.contains(&e.session_id));
+    assert!(t1.is_disjoint(&a1), "the twin sends in its own session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_after_session_purge_is_refused_and_no_nonce_is_reused() {
+    // A session purged for idleness leaves a tombstone: its captured first
+    // envelope (whose exchange key is still kept) cannot rebuild it, so the
+    // old message is not accepted again and the receiver's replies never
+    // reuse a (session, seq) pair, i.e. an AES-GCM key and nonce.
+    let dir = tempfile::tempdir().unwrap();
+    let alice = agent(dir.path(), "alice");
+    let bob_home = dir.path().join("bob");
+    let bob = agent(dir.path(), "bob");
+    alice
+        .connect_with_bundle(bob.public_bundle().unwrap().to_bytes())
+        .unwrap();
+    bob.connect_with_bundle(alice.public_bundle().unwrap().to_bytes())
+        .unwrap();
+    let (e1, _) = alice
+        .seal_for(bob.agent_id(), "message", "transfer 100", Map::new())
+        .await
+        .unwrap();
+    bob.receive_envelope(&e1.to_bytes()).await.unwrap();
+    let (r1, _) = bob
+        .seal_for(alice.agent_id(), "message", "reply one", Map::new())
+        .await
+        .unwrap();
+    alice.receive_envelope(&r1.to_bytes()).await.unwrap();
+    let e = bob.receive_envelope(&e1.to_bytes()).await.unwrap_err();
+    assert_eq!(e.to_string().matches("replay detected").count(), 1, "{e}");
+    bob.flush().await.unwrap();
+    drop(bob);
+
+    // Eight idle days: the session is purged, the exchange key is not.
+    let db = rusqlite::Connection::open(bob_home.join("channel.db")).unwrap();
+    db.execute("UPDATE sessions SET used_ms = used_ms - 8*86400000", [])
+        .unwrap();
+    drop(db);
+    let bob = Agent::open(&bob_home, None, AgentOptions::default()).unwrap();
+    bob.public_bundle().unwrap(); // purges
+    assert_eq!(bob.status().unwrap().sessions, 0);
+
+    let e = bob.receive_envelope(&e1.to_bytes()).await.unwrap_err();
+    assert!(matches!(e, NetError::ReplayDetected(_)), "{e}");
+    assert!(
+        !e.to_string().contains("replay detected: replay detected"),
+        "{e}"
+    );
+    let (r2, _) = bob
+        .seal_for(alice.agent_id(), "message", "reply two", Map::new())
+        .await
+        .unwrap();
+    assert!(
+        (r2.session_id.as_str(), r2.seq) != (r1.session_id.as_str(), r1.seq),
+        "key and nonce reused"
+    );
+    alice.receive_envelope(&r2.to_bytes()).await.unwrap();
+    // Also refused by another process on the same home.
+    let twin = Agent::open(&bob_home, None, AgentOptions::default()).unwrap();
+    assert!(twin.receive_envelope(&e1.to_bytes()).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_limit_leaves_the_rest_with_the_hub() {
+    // `accord listen --count N`: exactly N messages are delivered and
+    // acknowledged; the others stay queued for the next connection.
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LocalHub::new().unwrap();
+    let (alice, bob) = (agent(dir.path(), "alice"), agent(dir.path(), "bob"));
+    bob.attach(&hub).await.unwrap();
+    bob.detach();
+    alice.attach(&hub).await.unwrap();
+    for i in 0..5 {
+        alice
+            .send(bob.agent_id().as_str(), &format!("m{i}"))
+            .await
+            .unwrap();
+    }
+    let mut rx = bob.subscribe();
+    bob.set_receive_limit(Some(2));
+    assert_eq!(bob.attach(&hub).await.unwrap(), 5);
+    assert_eq!(next(&mut rx).await.message().text, "m0");
+    assert_eq!(next(&mut rx).await.message().text, "m1");
+    assert!(
+        timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "more than the limit was delivered"
+    );
+    bob.detach();
+    bob.set_receive_limit(None);
+    assert_eq!(bob.attach(&hub).await.unwrap(), 3);
+    for i in 2..5 {
+        assert_eq!(next(&mut rx).await.message().text, format!("m{i}"));
+    }
+}
+
+async fn raw_register(hub: &str, key: &accord_core::Keypair) -> Raw {
+    use base64::Engine;
+    let now = accord_net::now_ms() as i64;
+    let ex = accord_core::channel::ExchangeSecret::generate(&[9u8; 32]);
+    let bundle = accord_core::channel::Bundle::sign(
+        key,
+        &ex,
+        accord_core::Timestamp::from_unix_micros((now - 1000) * 1000).unwrap(),
+        accord_core::Timestamp::from_unix_micros((now + 3_600_000) * 1000).unwrap(),
+    );
+    let mut raw = Raw::connect(hub).await;
+    let hello = raw.call(serde_json::json!({"id": 1, "cmd": "hello"})).await;
+    let ch = hello["result"]["challenge"].as_str().unwrap().to_owned();
+    let proof = key.sign(&accord_net::hub::auth_message(key.agent_id(), &ch));
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(proof.to_bytes());
+    let r = raw
+        .call(serde_json::json!({"id": 2, "cmd": "register", "bundle": bundle.to_value(), "proof": b64}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    raw
+}
+
+fn big_envelope(key: &accord_core::Keypair, seq: u64, len: usize) -> Value {
+    use base64::Engine;
+    serde_json::json!({
+        "cmd": "send",
+        "envelope": Envelope {
+            session_id: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([1u8; 16]),
+            from: key.agent_id().clone(),
+            to: key.agent_id().clone(),
+            seq,
+            enc: None,
+            exchange_key_id: None,
+            ciphertext: vec![0x41; len],
+        }.to_value(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_bounds_bytes_in_flight_and_closes_idle_or_stalled_connections() {
+    let limits = Limits {
+        max_inflight_bytes: 10_000,
+        register_timeout_ms: 300,
+        write_timeout_ms: 500,
+        ..Limits::default()
+    };
+    let (hub, _core, _server) = tcp_hub(None, limits).await;
+
+    // Unregistered and silent: closed after the registration timeout.
+    let mut idle = Raw::connect(&hub).await;
+    let closed = timeout(T, frame::read_frame(&mut idle.0, MAX_FRAME))
+        .await
+        .expect("an idle unregistered connection stays open");
+    assert!(matches!(closed, Ok(None) | Err(_)), "{closed:?}");
+
+    // Envelopes of ~4 KB: at most 10 000 bytes unacknowledged (2 of them).
+    let key = accord_core::Keypair::from_seed(&[7u8; 32]).unwrap();
+    let mut sender = raw_register(&hub, &key).await;
+    for i in 0..6u64 {
+        let mut req = big_envelope(&key, i, 3000);
+        req["id"] = (10 + i).into();
+        let r = sender.answer(req).await;
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    drop(sender);
+    let mut rx = raw_register(&hub, &key).await;
+    let mut qids = Vec::new();
+    for _ in 0..2 {
+        let push = rx.reply().await;
+        assert_eq!(push["push"], "deliver", "{push}");
+        qids.push(push["qid"].as_u64().unwrap());
+    }
+    assert!(
+        timeout(
+            Duration::from_millis(500),
+            frame::read_frame(&mut rx.0, MAX_FRAME)
+        )
+        .await
+        .is_err(),
+        "pushed beyond the byte limit"
+    );
+    // An ack makes room for more.
+    rx.send_bytes(&frame::encode(
+        &serde_json::to_vec(&serde_json::json!({"id": 50, "cmd": "ack", "qids": [qids[0]]}))
+            .unwrap(),
+    ))
+    .await;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.push(rx.reply().await);
+    }
+    assert!(got.iter().any(|v| v["push"] == "deliver"), "{got:?}");
+    drop(rx);
+
+    // A registered connection that never reads: the hub's writes to it
+    // stall and it is closed (the connection count drops back).
+    let (hub, core, _server) = tcp_hub(
+        None,
+        Limits {
+            write_timeout_ms: 500,
+            max_inflight_bytes: 64 << 20,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let mut sender = raw_register(&hub, &key).await;
+    for i in 0..40u64 {
+        let mut req = big_envelope(&key, 100 + i, 500_000);
+        req["id"] = (100 + i).into();
+        let r = sender.answer(req).await;
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    drop(sender);
+    let start = std::time::Instant::now();
+    while core.connection_count() > 0 {
+        assert!(start.elapsed() < T, "the sender's connection stays counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _stalled = raw_register(&hub, &key).await;
+    let before = 0;
+    let start = std::time::Instant::now();
+    while core.connection_count() > before {
+        assert!(start.elapsed() < T, "a stalled connection was not closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_contact_sender_with_an_expired_bundle_is_still_verified() {
+    // Carol sent while bob was offline, then her bundle expired (she has
+    // been offline more than 48 h too). Bob, seeing her for the first
+    // time, still learns her identity key from the expired but signed
+    // bundle and opens the message instead of losing it.
+    let dir = tempfile::tempdir().unwrap();
+    let hub = LocalHub::new().unwrap();
+    let bob = agent(dir.path(), "bob");
+    bob.attach(&hub).await.unwrap();
+    bob.detach();
+    let carol = accord_core::Keypair::from_seed(&[5u8; 32]).unwrap();
+    let now = accord_net::now_ms();
+    let ts = |ms: u64| accord_core::Timestamp::from_unix_micros(ms as i64 * 1000).unwrap();
+    let expired = accord_core::channel::Bundle::sign(
+        &carol,
+        &accord_core::channel::ExchangeSecret::generate(&[6u8; 32]),
+        ts(now - 72 * 3600 * 1000),
+        ts(now - 24 * 3600 * 1000),
+    );
+    hub.core().register(&expired).unwrap();
+    let mut session = accord_core::channel::Session::initiate(
+        carol.agent_id(),
+        &bob.public_bundle().unwrap(),
+        [7u8; 16],
+        now,
+        &mut rand_core::UnwrapErr(getrandom::SysRng),
+    )
+    .unwrap();
+    let (env, _) = session
+        .seal(
+            &carol,
+            accord_core::channel::Draft {
+                id: uuid::Uuid::from_bytes([8u8; 16]),
+                timestamp_ms: now,
+                msg_type: "message".into(),
+                text: "sent before the bundle expired".into(),
+                payload: Map::new(),
+            },
+        )
+        .unwrap();
+    hub.core().enqueue(carol.agent_id().as_str(), &env).unwrap();
+    let mut rx = bob.subscribe();
+    assert_eq!(bob.attach(&hub).await.unwrap(), 1);
+    assert_eq!(
+        next(&mut rx).await.message().text,
+        "sent before the bundle expired"
+    );
 }

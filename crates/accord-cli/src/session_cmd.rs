@@ -275,19 +275,20 @@ pub fn open(
     for p in &peers {
         let confirm_key = pending_confirm_key(&sid, &p.id);
         let kept = me.agent().store().state(&me_id, &confirm_key)?;
+        let recorded = me.progress(&sid, &p.id)?.is_some();
+        if recorded && kept.is_none() {
+            if !json {
+                eprintln!("handshake with {} already done", p.id);
+            }
+            continue;
+        }
         let mut conn = Conn::open(&p.addr)?;
-        let confirm = match (me.progress(&sid, &p.id)?, kept) {
+        let confirm = match kept.filter(|_| recorded) {
             // Recorded here, confirmation not acknowledged: send it again.
-            (Some(_), Some(line)) => Wire::parse(&line).map_err(|e| {
+            Some(line) => Wire::parse(&line).map_err(|e| {
                 CliError::new(Code::Store, format!("kept confirmation unreadable: {e}"))
             })?,
-            (Some(_), None) => {
-                if !json {
-                    eprintln!("handshake with {} already done", p.id);
-                }
-                continue;
-            }
-            (None, _) => {
+            None => {
                 let proposal = me.propose(sid, &p.id, &ids)?;
                 let Wire::Response(r) = conn.call(&proposal)? else {
                     return Err(CliError::new(

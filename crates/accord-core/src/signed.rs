@@ -67,7 +67,8 @@ impl SignedObject {
     /// Signs `members` (which must not contain `signature`) with `key`.
     pub fn sign(mut members: Map<String, Value>, key: &Keypair) -> Self {
         members.remove("signature");
-        let message = jcs::to_vec(&Value::Object(members.clone()));
+        let mut message = Vec::new();
+        jcs::write_object(&mut message, &members);
         let signature = key.sign(&message);
         let canonical = with_signature(&members, &signature);
         SignedObject {
@@ -163,7 +164,8 @@ impl SignedObject {
 
     /// Whether the signature verifies (RFC 8032 strict) under `key`.
     pub fn verify(&self, key: &PublicKey) -> bool {
-        let message = jcs::to_vec(&Value::Object(self.members.clone()));
+        let mut message = Vec::new();
+        jcs::write_object(&mut message, &self.members);
         key.verify_strict(&message, &self.signature)
     }
 

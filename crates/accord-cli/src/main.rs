@@ -219,7 +219,7 @@ enum Command {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Run the tour: three agents, a co-signed session, a handoff, an audit, proofs, an archive
+    /// Run the tour: three agents, a co-signed session, a handoff, an audit, a proof, an archive, encrypted messaging
     Demo {
         /// Directory for the agents and exported chains [default: a new directory in the temp dir]
         #[arg(long)]

@@ -56,10 +56,10 @@ pub fn cmd_audit(files: &[PathBuf], json: bool, jsonl: bool) -> Result<(), CliEr
     let report = audit_files(files)?;
     if jsonl {
         for f in &report.findings {
-            println!("{}", serde_json::to_string(f).unwrap_or_default());
+            outln!("{}", serde_json::to_string(f).unwrap_or_default());
         }
     } else if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
@@ -84,7 +84,7 @@ pub fn cmd_audit(files: &[PathBuf], json: bool, jsonl: bool) -> Result<(), CliEr
 /// Prints a human summary of an audit.
 pub fn print_report(report: &Report) {
     for c in &report.chains {
-        println!(
+        outln!(
             "{} {}  {}  {} events, {} co-signed",
             if c.verified { "ok  " } else { "FAIL" },
             printable(&c.chain),
@@ -93,7 +93,7 @@ pub fn print_report(report: &Report) {
             c.cosigned
         );
     }
-    println!("{} co-signed records matched across chains", report.matched);
+    outln!("{} co-signed records matched across chains", report.matched);
     for f in &report.findings {
         let sev = match f.severity {
             Severity::Error => "error",
@@ -101,7 +101,7 @@ pub fn print_report(report: &Report) {
             Severity::Info => "info",
         };
         let at = f.seq.map(|s| format!(" seq {s}")).unwrap_or_default();
-        println!(
+        outln!(
             "{sev}: {}{at}: {} [{}]",
             printable(&f.chain),
             printable(&f.message),
@@ -109,7 +109,7 @@ pub fn print_report(report: &Report) {
         );
     }
     if report.clean() {
-        println!("audit clean: every co-signed record has a valid counterpart");
+        outln!("audit clean: every co-signed record has a valid counterpart");
     }
 }
 
@@ -117,7 +117,7 @@ pub fn print_report(report: &Report) {
 pub fn cmd_trust(files: &[PathBuf], json: bool) -> Result<(), CliError> {
     let report = audit_files(files)?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "formula": "integrity × Σ wᵢ·cᵢ / Σ wᵢ over components with data; weights cosignature 0.4, handoffs 0.3, age 0.15, activity 0.15",
@@ -130,12 +130,12 @@ pub fn cmd_trust(files: &[PathBuf], json: bool) -> Result<(), CliError> {
     let show = |c: Option<f64>| c.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
     for t in &report.trust {
         let c = &t.components;
-        println!("{}  trust {:.3}", t.agent_id, t.score);
-        println!("  integrity    {:.3}", c.integrity);
-        println!("  cosignature  {}", show(c.cosignature));
-        println!("  handoffs     {}", show(c.handoffs));
-        println!("  age          {:.3}", c.age);
-        println!("  activity     {:.3}", c.activity);
+        outln!("{}  trust {:.3}", t.agent_id, t.score);
+        outln!("  integrity    {:.3}", c.integrity);
+        outln!("  cosignature  {}", show(c.cosignature));
+        outln!("  handoffs     {}", show(c.handoffs));
+        outln!("  age          {:.3}", c.age);
+        outln!("  activity     {:.3}", c.activity);
     }
     if report.trust.is_empty() {
         return Err(CliError::new(

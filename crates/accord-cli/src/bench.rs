@@ -203,55 +203,55 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
         "verify_inclusion_proof_file_us": (verify_proof_time.as_secs_f64() * 1e6).round(),
     });
     if args.json {
-        println!("{r}");
+        outln!("{r}");
         return Ok(());
     }
     let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-    println!(
+    outln!(
         "accord bench — {} events, one thread, durable (fsync per batch)",
         crate::group_digits(events)
     );
-    println!(
+    outln!(
         "  append, batches of {:<6}  {:>10.0} events/s   (floor: Ed25519 sign {:.0}/s → {:.0}% of it)",
         args.batch,
         f("append_events_per_s"),
         sign_rate,
         100.0 * f("append_events_per_s") / sign_rate
     );
-    println!(
+    outln!(
         "  verify store (batch)       {:>10.0} events/s   (floor: batch verify {:.0}/s → {:.0}% of it)",
         f("verify_store_events_per_s"),
         batch_rate,
         100.0 * f("verify_store_events_per_s") / batch_rate
     );
-    println!(
+    outln!(
         "  verify store (--strict)    {:>10.0} events/s   (floor: strict verify {:.0}/s → {:.0}% of it)",
         f("verify_store_strict_events_per_s"),
         verify_rate,
         100.0 * f("verify_store_strict_events_per_s") / verify_rate
     );
-    println!(
+    outln!(
         "  verify export file         {:>10.0} events/s",
         f("verify_export_events_per_s")
     );
-    println!(
+    outln!(
         "  checkpoint (stored tree: read O(log n) nodes, sign, record)  {:.0} ms",
         f("checkpoint_ms")
     );
-    println!(
+    outln!(
         "  certify archive            {:>10.0} events/s   (read, write, build the tree, seal, certify)",
         f("certify_events_per_s")
     );
-    println!(
+    outln!(
         "  verify archive             {:>10.0} events/s   (chain, seal, tree, certification)",
         f("verify_archive_events_per_s")
     );
-    println!(
+    outln!(
         "  inclusion proof file: make {:.0} µs, verify {:.0} µs (parse, checkpoint signature, event signature, path)",
         f("inclusion_proof_file_us"),
         f("verify_inclusion_proof_file_us")
     );
-    println!(
+    outln!(
         "  single append latency      p50 {:.0} µs, p99 {:.0} µs (one transaction + fsync each)",
         f("single_append_p50_us"),
         f("single_append_p99_us")

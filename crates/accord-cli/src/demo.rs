@@ -59,12 +59,12 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
     };
     let chains_dir = base.join("chains");
     fs::create_dir_all(&chains_dir).map_err(|e| CliError::io(e.to_string()))?;
-    println!(
+    outln!(
         "Accord demo — everything is written under {}\n",
         base.display()
     );
 
-    println!(
+    outln!(
         "1. Three agents, each with its own Ed25519 key and chain (throwaway keys, unencrypted)"
     );
     let names = ["planner", "executor", "reviewer"];
@@ -73,7 +73,7 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         let home = Home::new(base.join("agents").join(n));
         // KdfParams only matter for encrypted keys; these are not encrypted.
         let agent = home.init(Some(n), None, KdfParams::DEFAULT)?;
-        println!(
+        outln!(
             "   {n:<9} {}  fingerprint {}",
             agent.key().agent_id(),
             agent.key().public().fingerprint()
@@ -85,9 +85,9 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
     }
     let ids: Vec<AgentId> = members.iter().map(|m| m.id().clone()).collect();
 
-    println!("\n2. A co-signed session: 3 pairwise handshakes, each recorded in both chains");
+    outln!("\n2. A co-signed session: 3 pairwise handshakes, each recorded in both chains");
     let mut session = Session::start(members).map_err(|e| fail("session start", e))?;
-    println!("   session {}", session.id());
+    outln!("   session {}", session.id());
     let steps = [
         (
             0,
@@ -112,7 +112,7 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         let s = session
             .stamp(&ids[i], &ids[j], t, data(d))
             .map_err(|e| fail(t, e))?;
-        println!(
+        outln!(
             "   {:<16} {} -> {}  interaction {}…  (co-signed, in both chains)",
             t,
             names[i],
@@ -126,11 +126,11 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         .into_iter()
         .map(Participant::into_agent)
         .collect();
-    println!(
+    outln!(
         "   session ended: session.end recorded in every chain (task text stored only as SHA-256)"
     );
 
-    println!("\n3. A handoff with a receipt: the planner hands the report to the executor");
+    outln!("\n3. A handoff with a receipt: the planner hands the report to the executor");
     let doc = base.join("report.txt");
     fs::write(
         &doc,
@@ -142,7 +142,7 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         &mut fs::File::open(&doc).map_err(|e| CliError::io(e.to_string()))?,
         Some("T-1042"),
     )?;
-    println!(
+    outln!(
         "   receipt seq {} for {} bytes, sha256 {}…, signed by the planner",
         receipt.u64("seq").unwrap_or(0),
         receipt.u64("payload_size").unwrap_or(0),
@@ -155,9 +155,10 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         Some(&ids[0]),
         handoff::DEFAULT_WINDOW_MICROS,
     )? {
-        Err(r) => println!(
+        Err(r) => outln!(
             "   an altered copy is refused before anyone acts on it: {}\n     -> quarantined as #{}",
-            r.reason, r.quarantine_id
+            r.reason,
+            r.quarantine_id
         ),
         Ok(_) => return Err(fail("handoff", "an altered payload was accepted")),
     }
@@ -167,31 +168,31 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         Some(&ids[0]),
         handoff::DEFAULT_WINDOW_MICROS,
     )? {
-        Ok((_, ev)) => println!(
+        Ok((_, ev)) => outln!(
             "   the genuine report is verified and accepted (executor chain seq {})",
             ev.seq()
         ),
         Err(r) => return Err(fail("handoff", r.reason)),
     }
 
-    println!("\n4. Export the three chains (JSON lines + signed seal)");
+    outln!("\n4. Export the three chains (JSON lines + signed seal)");
     let mut paths = Vec::new();
     for (agent, n) in agents.iter().zip(names) {
         let path = chains_dir.join(format!("{n}.jsonl"));
         let file = fs::File::create(&path).map_err(|e| CliError::io(e.to_string()))?;
         let mut w = BufWriter::new(file);
         let count = agent.export(&mut w, &mut |_| {})?;
-        println!("   {}  ({count} events)", path.display());
+        outln!("   {}  ({count} events)", path.display());
         paths.push(path);
     }
 
-    println!("\n5. Audit: verify each chain, match every co-signed record across chains");
+    outln!("\n5. Audit: verify each chain, match every co-signed record across chains");
     let report = crate::audit_cmd::audit_files(&paths)?;
     if !report.clean() {
         crate::audit_cmd::print_report(&report);
         return Err(fail("audit", "the demo's own chains did not audit clean"));
     }
-    println!(
+    outln!(
         "   {} chains verified, {} co-signed records matched, {} findings",
         report.chains.len(),
         report.matched,
@@ -202,16 +203,16 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
             .position(|i| i.as_str() == t.agent_id)
             .map(|k| (t, names[k]))
     }) {
-        println!("   trust {n:<9} {:.3}", t.score);
+        outln!("   trust {n:<9} {:.3}", t.score);
     }
 
     let mut all_caught = true;
-    println!("\n6. Tamper with a copy of the executor's chain: edit one co-signed event");
+    outln!("\n6. Tamper with a copy of the executor's chain: edit one co-signed event");
     let original = crate::read_file(&paths[1])?;
     let text = String::from_utf8_lossy(&original).into_owned();
     let edited = text.replacen("task.completed", "task.cancelled", 1);
     all_caught &= audit_caught(&base, &paths, 1, edited.as_bytes(), "edited")?;
-    println!("\n7. Tamper again: remove an event from the middle of the reviewer's chain");
+    outln!("\n7. Tamper again: remove an event from the middle of the reviewer's chain");
     let original = crate::read_file(&paths[2])?;
     let text = String::from_utf8_lossy(&original).into_owned();
     let mut lines: Vec<&str> = text.lines().collect();
@@ -220,7 +221,7 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
 
     let agent = &mut agents[0];
     let id = agent.key().agent_id().clone();
-    println!("\n8. Prove one planner event to a third party without the rest of the log");
+    outln!("\n8. Prove one planner event to a third party without the rest of the log");
     let size = agent.tree()?.size();
     let (cp, note) = agent.sign_checkpoint(size)?;
     let tree = agent.tree()?;
@@ -236,7 +237,7 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         .map_err(|e| CliError::io(e.to_string()))?;
     let file = proof::inclusion_file(&note, &event3, &proof, agent.key().public());
     match proof::verify_file(&file, Some(&id), None) {
-        Ok(_) => println!(
+        Ok(_) => outln!(
             "   checkpoint: {} events, root {}…\n   proof for seq 3: {} hashes, {} bytes in all — verified",
             cp.size,
             &cp.root.to_hex()[..16],
@@ -251,7 +252,7 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         }
     }
 
-    println!("\n9. Certify the planner's log into one archive and verify it offline");
+    outln!("\n9. Certify the planner's log into one archive and verify it offline");
     let mut archive = Vec::new();
     agent.certify(&mut archive, &mut |_| {})?;
     let mut v = ArchiveVerifier::new(SignatureMode::Batch);
@@ -262,7 +263,7 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
         .map_err(|e| e.to_string())
         .and_then(|()| v.finish().map_err(|e| e.to_string()));
     match checked {
-        Ok(r) => println!(
+        Ok(r) => outln!(
             "   archive of {} bytes — {} events, seal and certification valid",
             archive.len(),
             r.export.summary.events
@@ -285,21 +286,21 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
             "demo: tampering went unnoticed",
         ));
     }
-    println!("\nWhat was proved:");
-    println!(
+    outln!("\nWhat was proved:");
+    outln!(
         "   - each agent's chain is signed and hash-linked; any edit or cut is caught and named"
     );
-    println!(
+    outln!(
         "   - every handshake and interaction sits, co-signed, in both agents' chains: neither can deny it"
     );
-    println!(
+    outln!(
         "   - the handoff was verified before the executor acted; the altered copy went to quarantine"
     );
-    println!("   - one event can be proved alone; the archive verifies offline with nothing else");
-    println!(
+    outln!("   - one event can be proved alone; the archive verifies offline with nothing else");
+    outln!(
         "   - messages travel end-to-end encrypted: the hub stored no plaintext; a replay and a flipped bit were refused"
     );
-    println!(
+    outln!(
         "\nRe-run the audit yourself: accord audit {}/*.jsonl",
         chains_dir.display()
     );
@@ -333,7 +334,7 @@ fn audit_caught(
         .collect();
     match errors.first() {
         Some(f) => {
-            println!(
+            outln!(
                 "   caught: {}{}: {}",
                 f.chain,
                 f.seq.map(|s| format!(" seq {s}")).unwrap_or_default(),
@@ -342,7 +343,7 @@ fn audit_caught(
             Ok(true)
         }
         None => {
-            println!("   NOT caught");
+            outln!("   NOT caught");
             Ok(false)
         }
     }

@@ -74,7 +74,7 @@ impl From<HomeError> for CliError {
             }
             HomeError::Store(s) => return store_error(s, e.to_string()),
             HomeError::Input(_) => Code::Input,
-            HomeError::Contradiction(_) => Code::VerifyFailed,
+            HomeError::Contradiction(_) | HomeError::ChainInvalid(_) => Code::VerifyFailed,
             HomeError::Random(_) | HomeError::Io(_) => Code::Io,
             _ => Code::Io,
         };

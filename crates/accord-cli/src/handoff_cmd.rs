@@ -79,7 +79,7 @@ pub fn accept(
     match agent.accept_handoff(text, &mut reader, expect.as_ref(), window)? {
         Ok((a, event)) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({
                         "accepted": true,
@@ -95,7 +95,7 @@ pub fn accept(
                 if let Some(w) = &a.warning {
                     eprintln!("warning: {}", printable(w));
                 }
-                println!(
+                outln!(
                     "accepted handoff {} from {} (seq {}): payload verified; recorded as event seq {}",
                     a.handoff_id,
                     a.sender,
@@ -107,7 +107,7 @@ pub fn accept(
         }
         Err(refused) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({
                         "accepted": false,
@@ -148,14 +148,14 @@ pub fn list(home: &Home, json: bool) -> Result<(), CliError> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
     if items.is_empty() {
-        println!("quarantine is empty");
+        outln!("quarantine is empty");
     }
     for q in &items {
-        println!("#{:<4} {}  {}", q.id, q.received_at, printable(&q.reason));
+        outln!("#{:<4} {}  {}", q.id, q.received_at, printable(&q.reason));
     }
     Ok(())
 }
@@ -173,7 +173,7 @@ pub fn show(home: &Home, id: u64, json: bool) -> Result<(), CliError> {
     })?;
     let text = String::from_utf8_lossy(&q.item);
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "id": q.id,
@@ -183,9 +183,9 @@ pub fn show(home: &Home, id: u64, json: bool) -> Result<(), CliError> {
             })
         );
     } else {
-        println!("#{}  received {}", q.id, q.received_at);
-        println!("reason: {}", printable(&q.reason));
-        println!("{}", printable(&text));
+        outln!("#{}  received {}", q.id, q.received_at);
+        outln!("reason: {}", printable(&q.reason));
+        outln!("{}", printable(&text));
     }
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! `accord`: agent identity, signed hash-chained event logs and their
 //! verification, from a terminal. Exit codes are listed in [`exit`].
 
+#[macro_use]
+mod out;
+
 mod audit_cmd;
 mod bench;
 mod demo;
@@ -9,6 +12,7 @@ mod handoff_cmd;
 mod input;
 mod net;
 mod session_cmd;
+mod text;
 mod timestamp_cmd;
 mod tsa;
 mod witness;
@@ -30,6 +34,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::exit::{CliError, Code};
+pub(crate) use crate::text::{group_digits, printable, truncate};
 
 /// Accord: provable, private handoffs between AI agents.
 ///
@@ -394,6 +399,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let home = Home::new(resolve_home(cli.home));
     match run(&home, cli.command) {
+        Ok(()) if out::failed() => ExitCode::from(Code::Io as u8),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", printable(&e.to_string()));
@@ -572,9 +578,9 @@ fn cmd_init(home: &Home, name: Option<String>, no_passphrase: bool) -> Result<()
         KdfParams::DEFAULT,
     )?;
     let key = agent.key();
-    println!("created agent {}", key.agent_id());
-    println!("fingerprint  {}", key.public().fingerprint());
-    println!("home         {}", home.dir().display());
+    outln!("created agent {}", key.agent_id());
+    outln!("fingerprint  {}", key.public().fingerprint());
+    outln!("home         {}", home.dir().display());
     if no_passphrase {
         eprintln!("warning: the private key is stored unencrypted (--no-passphrase)");
     }
@@ -584,7 +590,7 @@ fn cmd_init(home: &Home, name: Option<String>, no_passphrase: bool) -> Result<()
 fn cmd_id(home: &Home, json: bool) -> Result<(), CliError> {
     let info = home.info()?;
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "agent_id": info.agent_id.as_str(),
@@ -596,15 +602,15 @@ fn cmd_id(home: &Home, json: bool) -> Result<(), CliError> {
             })
         );
     } else {
-        println!("agent_id     {}", info.agent_id);
-        println!("fingerprint  {}", info.public_key.fingerprint());
-        println!("public_key   {}", info.public_key.to_b64());
-        println!(
+        outln!("agent_id     {}", info.agent_id);
+        outln!("fingerprint  {}", info.public_key.fingerprint());
+        outln!("public_key   {}", info.public_key.to_b64());
+        outln!(
             "name         {}",
             printable(info.name.as_deref().unwrap_or("-"))
         );
-        println!("created_at   {}", info.created_at);
-        println!(
+        outln!("created_at   {}", info.created_at);
+        outln!(
             "key          {}",
             if info.encrypted {
                 "encrypted (Argon2id + AES-256-GCM)"
@@ -619,7 +625,7 @@ fn cmd_id(home: &Home, json: bool) -> Result<(), CliError> {
 fn cmd_jcs(file: Option<&Path>) -> Result<(), CliError> {
     let text = input::read_all(file, input::MAX_JCS_INPUT)?;
     let canonical = jcs::canonicalize(&text)?;
-    let mut out = io::stdout().lock();
+    let mut out = out::Stdout;
     out.write_all(&canonical)
         .and_then(|_| out.write_all(b"\n"))
         .map_err(|e| CliError::io(format!("cannot write output: {e}")))
@@ -674,14 +680,14 @@ fn stamp_stdin(home: &Home, batch: usize, json: bool) -> Result<(), CliError> {
     }
     progress.finish_and_clear();
     if json {
-        println!(
+        outln!(
             "{}",
             json!({ "appended": total, "first_seq": first, "last_seq": last })
         );
     } else {
         match (first, last) {
-            (Some(a), Some(b)) => println!("appended {total} events (seq {a}..={b})"),
-            _ => println!("appended 0 events (stdin was empty)"),
+            (Some(a), Some(b)) => outln!("appended {total} events (seq {a}..={b})"),
+            _ => outln!("appended 0 events (stdin was empty)"),
         }
     }
     Ok(())
@@ -694,7 +700,9 @@ fn cmd_log(home: &Home, from: u64, to: Option<u64>, json: bool) -> Result<(), Cl
     let mut err = None;
     store.scan(&info.agent_id, from, to, &mut |seq, body| {
         let res = if json {
-            out.write_all(body).and_then(|_| out.write_all(b"\n"))
+            let shown = text::json_printable(&String::from_utf8_lossy(body));
+            out.write_all(shown.as_bytes())
+                .and_then(|_| out.write_all(b"\n"))
         } else {
             match SignedEvent::from_canonical(body) {
                 Ok(ev) => {
@@ -714,7 +722,8 @@ fn cmd_log(home: &Home, from: u64, to: Option<u64>, json: bool) -> Result<(), Cl
                 }
                 Err(e) => writeln!(
                     out,
-                    "{seq:>6}  <unreadable event: {e}; run `accord verify`>"
+                    "{seq:>6}  <unreadable event: {}; run `accord verify`>",
+                    printable(&e.to_string())
                 ),
             }
         };
@@ -741,13 +750,25 @@ fn cmd_export(home: &Home, out: Option<&Path>, force: bool) -> Result<(), CliErr
         Some(path) => {
             let file = create_output(path, force)?;
             let mut w = BufWriter::new(file);
-            let n = agent.export(&mut w, &mut tick)?;
-            let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
-            file.sync_all().map_err(|e| CliError::io(e.to_string()))?;
-            n
+            let written = agent
+                .export(&mut w, &mut tick)
+                .map_err(CliError::from)
+                .and_then(|n| {
+                    let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
+                    file.sync_all().map_err(|e| CliError::io(e.to_string()))?;
+                    Ok(n)
+                });
+            match written {
+                Ok(n) => n,
+                Err(e) => {
+                    // Never leave a partial export under the requested name.
+                    let _ = std::fs::remove_file(path);
+                    return Err(e);
+                }
+            }
         }
         None => {
-            let mut w = BufWriter::new(io::stdout().lock());
+            let mut w = BufWriter::new(out::Stdout);
             agent.export(&mut w, &mut tick)?
         }
     };
@@ -935,7 +956,7 @@ fn verify_archive<R: io::BufRead>(
     }
     let ts = timestamp_cmd::ArchiveTimestamp::new(r.timestamp.as_ref(), path);
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "ok": true, "kind": "archive", "agent_id": s.agent_id.as_str(), "name": r.name,
@@ -945,7 +966,7 @@ fn verify_archive<R: io::BufRead>(
             })
         );
     } else {
-        println!(
+        outln!(
             "archive verified — {} events, 0 anomalies, seal and certification valid, {}\n  agent {}{}\n  checkpoint size {} root {}\n  certified by the agent at {} (its own clock){}\n  file {}",
             group_digits(s.events),
             ts.headline(),
@@ -980,7 +1001,7 @@ fn cmd_certify(
         _ => None,
     };
     let mut agent = open_agent(home)?;
-    verify_before_signing(&agent)?;
+    verify_before_signing(&mut agent)?;
     let progress = spinner("certifying");
     let mut tick = |n| progress.set_position(n);
     let path = out
@@ -1008,7 +1029,7 @@ fn cmd_certify(
     let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
     file.sync_all().map_err(|e| CliError::io(e.to_string()))?;
     progress.finish_and_clear();
-    println!(
+    outln!(
         "certified {} events of {} into {}\n  checkpoint size {} root {}\n  check it anywhere with: accord verify {}",
         group_digits(count),
         agent.key().agent_id(),
@@ -1018,7 +1039,7 @@ fn cmd_certify(
         path.display()
     );
     if let Some(r) = stamper.as_ref().and_then(|s| s.report.as_ref()) {
-        println!(
+        outln!(
             "  {} — RFC 3161 token over the checkpoint\n  verify the time with: accord verify {} --tsa-ca {}",
             timestamp_cmd::summary(r),
             path.display(),
@@ -1032,30 +1053,20 @@ fn cmd_certify(
 
 /// An agent signs checkpoints only over a chain it has just verified (and
 /// `sign_checkpoint` also checks it against every checkpoint signed before).
-pub(crate) fn verify_before_signing(agent: &accord_store::Agent) -> Result<(), CliError> {
+pub(crate) fn verify_before_signing(agent: &mut accord_store::Agent) -> Result<(), CliError> {
     let progress = spinner("verifying the chain before signing");
-    let result = verify_store(
-        agent.store(),
-        agent.key().agent_id(),
-        SignatureMode::Batch,
-        &mut |n| progress.set_position(n),
-    )?;
+    let result = agent.verify_own(&mut |n| progress.set_position(n));
     progress.finish_and_clear();
-    result.map(|_| ()).map_err(|f| {
-        CliError::new(
-            Code::VerifyFailed,
-            format!("refusing to sign: the chain does not verify: {f} (run `accord verify`)"),
-        )
-    })
+    Ok(result?)
 }
 
 fn cmd_checkpoint(home: &Home, json: bool) -> Result<(), CliError> {
     let mut agent = open_agent(home)?;
-    verify_before_signing(&agent)?;
+    verify_before_signing(&mut agent)?;
     let (cp, note) = agent.checkpoint()?;
     let text = String::from_utf8_lossy(&note.to_bytes()).into_owned();
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "origin": cp.origin,
@@ -1066,14 +1077,14 @@ fn cmd_checkpoint(home: &Home, json: bool) -> Result<(), CliError> {
             })
         );
     } else {
-        print!("{text}");
+        out!("{text}");
     }
     Ok(())
 }
 
 fn cmd_prove(home: &Home, args: ProveArgs) -> Result<(), CliError> {
     let mut agent = open_agent(home)?;
-    verify_before_signing(&agent)?;
+    verify_before_signing(&mut agent)?;
     let size = agent.tree()?.size();
     let (cp, note) = agent.sign_checkpoint(size)?;
     let old = match args.from {
@@ -1134,13 +1145,13 @@ fn cmd_verify_proof(
     match proof::verify_file(&bytes, expect.as_ref(), kept.as_deref()) {
         Ok(proof::Verified::Inclusion { checkpoint, event }) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": true, "kind": "inclusion", "origin": checkpoint.origin, "size": checkpoint.size,
                            "root": checkpoint.root.to_hex(), "seq": event.seq(), "event_hash": event.hash().to_hex()})
                 );
             } else {
-                println!(
+                outln!(
                     "proof verified — event seq {} ({}) is entry {} of {} in the log of {}
   root {}",
                     event.seq(),
@@ -1155,13 +1166,13 @@ fn cmd_verify_proof(
         }
         Ok(proof::Verified::Consistency { old, new }) => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": true, "kind": "consistency", "origin": new.origin, "old_size": old.size,
                            "old_root": old.root.to_hex(), "new_size": new.size, "new_root": new.root.to_hex()})
                 );
             } else {
-                println!(
+                outln!(
                     "proof verified — the log at {} events extends the log at {} events (append-only)
   origin {}",
                     group_digits(new.size),
@@ -1181,7 +1192,7 @@ fn cmd_verify_proof(
                 "FORK: the agent signed two different checkpoints of size {size} (roots {root1} and {root2})"
             );
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": false, "fork": true, "reason": msg, "evidence": [evidence.0, evidence.1]})
                 );
@@ -1195,7 +1206,7 @@ fn cmd_verify_proof(
         }
         Err(e) => {
             if json {
-                println!("{}", json!({"ok": false, "reason": e.to_string()}));
+                outln!("{}", json!({"ok": false, "reason": e.to_string()}));
             }
             Err(CliError::new(
                 Code::VerifyFailed,
@@ -1235,7 +1246,7 @@ pub(crate) fn write_output(out: Option<&Path>, force: bool, bytes: &[u8]) -> Res
                 .map_err(|e| CliError::io(format!("cannot write {}: {e}", path.display())))
         }
         None => {
-            let mut o = io::stdout().lock();
+            let mut o = out::Stdout;
             o.write_all(bytes)
                 .and_then(|_| o.write_all(b"\n"))
                 .map_err(|e| CliError::io(format!("cannot write output: {e}")))
@@ -1245,7 +1256,7 @@ pub(crate) fn write_output(out: Option<&Path>, force: bool, bytes: &[u8]) -> Res
 
 fn report_ok(json: bool, s: &accord_core::Summary, sealed: Option<bool>, what: &str) {
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "ok": true,
@@ -1263,7 +1274,7 @@ fn report_ok(json: bool, s: &accord_core::Summary, sealed: Option<bool>, what: &
             Some(false) => ", NOT sealed (its end cannot be proven)",
             None => "",
         };
-        println!(
+        outln!(
             "chain verified — {} events, 0 anomalies{seal}\n  agent {}\n  head  {}\n  from  {}",
             group_digits(s.events),
             s.agent_id,
@@ -1292,7 +1303,7 @@ fn report_failure_msg(
     }
     msg.push_str(&format!(": {reason}"));
     if json {
-        println!(
+        outln!(
             "{}",
             json!({ "ok": false, "seq": seq, "line": line, "reason": reason })
         );
@@ -1380,12 +1391,15 @@ mod zeroizing {
 
 fn print_event(ev: &SignedEvent, json: bool) {
     if json {
-        println!("{}", String::from_utf8_lossy(ev.canonical()));
+        outln!(
+            "{}",
+            text::json_printable(&String::from_utf8_lossy(ev.canonical()))
+        );
     } else {
         let e = ev.event();
-        println!("seq {}  {}  {}", e.seq, e.timestamp, e.event_type);
-        println!("hash {}", ev.hash());
-        println!("{}", String::from_utf8_lossy(ev.canonical()));
+        outln!("seq {}  {}  {}", e.seq, e.timestamp, e.event_type);
+        outln!("hash {}", ev.hash());
+        outln!("{}", printable(&String::from_utf8_lossy(ev.canonical())));
     }
 }
 
@@ -1401,46 +1415,6 @@ pub(crate) fn spinner(what: &str) -> ProgressBar {
     );
     pb.set_message(what.to_owned());
     pb
-}
-
-/// Text from untrusted documents (payloads, names, parser messages quoting
-/// member names) is shown with control characters escaped, so a crafted
-/// export cannot drive the terminal with escape sequences.
-pub(crate) fn printable(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_owned();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(max).collect();
-        t.push('…');
-        t
-    }
-}
-
-pub(crate) fn group_digits(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn ignore_broken_pipe(e: io::Error) -> io::Result<()> {

@@ -164,7 +164,7 @@ pub fn hub(cmd: HubCmd) -> Result<(), CliError> {
                 "warning: listening on {addr}, reachable from other machines; the hub reads no message, but it learns who talks to whom and when"
             );
         }
-        println!(
+        outln!(
             "hub listening on {addr} ({})",
             match &data {
                 Some(d) => format!("data in {}", d.display()),
@@ -191,7 +191,7 @@ pub fn send(home: &Home, args: SendArgs) -> Result<(), CliError> {
             .await?;
         agent.flush().await?;
         if args.out.json {
-            println!(
+            outln!(
                 "{}",
                 json!({
                     "message_id": r.message_id,
@@ -204,7 +204,7 @@ pub fn send(home: &Home, args: SendArgs) -> Result<(), CliError> {
                 })
             );
         } else {
-            println!(
+            outln!(
                 "sent {} to {} (session {}, seq {}): {}",
                 r.message_id,
                 args.to,
@@ -224,7 +224,8 @@ pub fn send(home: &Home, args: SendArgs) -> Result<(), CliError> {
 fn print_message(m: &SignedMessage, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
-        let _ = out.write_all(m.to_bytes());
+        let shown = crate::text::json_printable(&String::from_utf8_lossy(m.to_bytes()));
+        let _ = out.write_all(shown.as_bytes());
         let _ = out.write_all(b"\n");
     } else {
         let msg = m.message();
@@ -294,7 +295,7 @@ pub fn chat(home: &Home, args: ChatArgs) -> Result<(), CliError> {
         // Printed by the handler, before the message is acknowledged.
         agent.on_message(|m| {
             let msg = m.message();
-            println!("< {}: {}", short(msg.from.as_str()), printable(&msg.text));
+            outln!("< {}: {}", short(msg.from.as_str()), printable(&msg.text));
         });
         agent.on_error(|e| eprintln!("refused an envelope: {}", printable(&e.to_string())));
         agent.attach(args.hub.as_str()).await?;
@@ -369,7 +370,7 @@ pub fn peers(home: &Home, args: PeersArgs) -> Result<(), CliError> {
             None => None,
         };
         if args.out.json {
-            println!(
+            outln!(
                 "{}",
                 json!({
                     "agent_id": agent.agent_id().as_str(),
@@ -383,22 +384,22 @@ pub fn peers(home: &Home, args: PeersArgs) -> Result<(), CliError> {
             );
         } else {
             if let Some(list) = &on_hub {
-                println!("agents on the hub ({}):", list.len());
+                outln!("agents on the hub ({}):", list.len());
                 for a in list {
                     let mark = if pinned.iter().any(|(p, _)| p == a) {
                         " (pinned)"
                     } else {
                         ""
                     };
-                    println!("  {a}{mark}");
+                    outln!("  {a}{mark}");
                 }
             }
-            println!("pinned peers ({}):", pinned.len());
+            outln!("pinned peers ({}):", pinned.len());
             for (a, k) in &pinned {
                 let fp = accord_core::PublicKey::from_b64(k)
                     .map(|k| k.fingerprint())
                     .unwrap_or_default();
-                println!("  {a}  {fp}");
+                outln!("  {a}  {fp}");
             }
         }
         Ok(())
@@ -409,7 +410,7 @@ pub fn peers(home: &Home, args: PeersArgs) -> Result<(), CliError> {
 /// through a TCP hub on loopback that cannot read them; a replayed and a
 /// tampered envelope are refused. Fails (exit 1) if an attack goes unnoticed.
 pub fn demo_exchange(scratch: &std::path::Path) -> Result<(), CliError> {
-    println!(
+    outln!(
         "\n10. Two agents exchange end-to-end encrypted messages through a hub that cannot read them"
     );
     let fail = |what: &str| CliError::new(Code::VerifyFailed, format!("demo: {what}"));
@@ -421,7 +422,7 @@ pub fn demo_exchange(scratch: &std::path::Path) -> Result<(), CliError> {
         let opts = AgentOptions::default();
         let planner = Agent::init(&scratch.join("planner"), Some("planner"), None, opts)?;
         let worker = Agent::init(&scratch.join("worker"), Some("worker"), None, opts)?;
-        println!("   hub on {addr}; planner {}, worker {}", short(planner.agent_id().as_str()), short(worker.agent_id().as_str()));
+        outln!("   hub on {addr}; planner {}, worker {}", short(planner.agent_id().as_str()), short(worker.agent_id().as_str()));
         worker.attach(addr.as_str()).await?;
         worker.detach();
         planner.attach(addr.as_str()).await?;
@@ -431,7 +432,7 @@ pub fn demo_exchange(scratch: &std::path::Path) -> Result<(), CliError> {
         let r = planner
             .send_payload(worker.agent_id().as_str(), "task", secret, payload)
             .await?;
-        println!(
+        outln!(
             "   planner -> worker (offline): accepted and queued by the hub (session {}, seq {})",
             r.session_id, r.seq
         );
@@ -443,7 +444,7 @@ pub fn demo_exchange(scratch: &std::path::Path) -> Result<(), CliError> {
         if text.contains(secret) || text.contains("\"task_id\":\"T-7\"") {
             return Err(fail("plaintext in the hub's storage"));
         }
-        println!(
+        outln!(
             "   what the hub stores: {}…  (no plaintext)",
             text.chars().take(72).collect::<String>()
         );
@@ -454,7 +455,7 @@ pub fn demo_exchange(scratch: &std::path::Path) -> Result<(), CliError> {
             .await
             .map_err(|_| fail("the queued message did not arrive"))?
             .ok_or_else(|| fail("receiver closed"))?;
-        println!(
+        outln!(
             "   worker received on connecting: [{}] {:?}, signed by {} (verified under the pinned key)",
             got.message().msg_type,
             got.message().text,
@@ -465,9 +466,9 @@ pub fn demo_exchange(scratch: &std::path::Path) -> Result<(), CliError> {
             .await
             .map_err(|_| fail("the reply did not arrive"))?
             .ok_or_else(|| fail("receiver closed"))?;
-        println!("   planner received the reply in the same session: {:?}", back.message().text);
+        outln!("   planner received the reply in the same session: {:?}", back.message().text);
         match worker.receive_envelope(&captured).await {
-            Err(NetError::ReplayDetected(_)) => println!("   replaying the captured envelope: refused (replay detected) — caught"),
+            Err(NetError::ReplayDetected(_)) => outln!("   replaying the captured envelope: refused (replay detected) — caught"),
             other => return Err(fail(&format!("a replay was not refused: {other:?}"))),
         }
         let mut tampered: Value = serde_json::from_slice(&captured).map_err(|e| fail(&e.to_string()))?;
@@ -478,12 +479,12 @@ pub fn demo_exchange(scratch: &std::path::Path) -> Result<(), CliError> {
         tampered["seq"] = Value::from(5);
         let bytes = serde_json::to_vec(&tampered).map_err(|e| fail(&e.to_string()))?;
         match worker.receive_envelope(&bytes).await {
-            Err(NetError::AuthenticationFailed(_)) => println!("   flipping bits in an envelope: refused (authentication failed) — caught"),
+            Err(NetError::AuthenticationFailed(_)) => outln!("   flipping bits in an envelope: refused (authentication failed) — caught"),
             other => return Err(fail(&format!("a tampered envelope was not refused: {other:?}"))),
         }
         planner.flush().await?;
         worker.flush().await?;
-        println!(
+        outln!(
             "   both chains record every message by the hash of its signed form ({}…)",
             &r.message_hash[..16]
         );

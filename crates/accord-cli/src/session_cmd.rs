@@ -184,10 +184,7 @@ pub fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| CliError::io(e.to_string()))?;
-    println!("listening on {local} as {}", me.id());
-    std::io::stdout()
-        .flush()
-        .map_err(|e| CliError::io(e.to_string()))?;
+    outln!("listening on {local} as {}", me.id());
     for (served, stream) in (1u64..).zip(listener.incoming()) {
         match stream {
             Ok(s) => {
@@ -316,12 +313,12 @@ pub fn open(
         }
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "session_id": sid.to_string(), "participants": ids.iter().map(|a| a.as_str()).collect::<Vec<_>>() })
         );
     } else {
-        println!("{sid}");
+        outln!("{sid}");
     }
     Ok(())
 }
@@ -404,7 +401,7 @@ pub fn stamp(
     };
     let stamped = me.on_countersign(&request, &cs)?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "interaction_hash": stamped.interaction_hash.to_hex(),
@@ -413,7 +410,7 @@ pub fn stamp(
             })
         );
     } else {
-        println!(
+        outln!(
             "co-signed {} with {}: interaction {} (this chain seq {}, peer chain seq {})",
             event_type,
             peer.id,
@@ -466,7 +463,7 @@ pub fn end(home: &Home, session: &str, peers: &[String]) -> Result<(), CliError>
     for ((_, notice), p) in notices.iter().zip(&peers) {
         Conn::open(&p.addr)?.call(notice)?;
     }
-    println!("session {sid} ended");
+    outln!("session {sid} ended");
     Ok(())
 }
 
@@ -481,7 +478,7 @@ pub fn external(home: &Home, peer: &str, payload: Option<&str>) -> Result<(), Cl
     let data = payload_arg(payload)?;
     let mut me = Participant::new(open_agent(home)?, Vec::new());
     let ev = me.record_external(peer, data)?;
-    println!(
+    outln!(
         "recorded unilateral interaction with {} as event seq {} (data hashed)",
         printable(peer),
         ev.seq()

@@ -154,16 +154,16 @@ fn verify(a: VerifyArgs) -> Result<(), CliError> {
             if a.json {
                 let mut v = report_json(&r);
                 v["ok"] = true.into();
-                println!("{v}");
+                outln!("{v}");
             } else {
-                println!("{}\n{}", summary(&r), details(&r));
+                outln!("{}\n{}", summary(&r), details(&r));
             }
             Ok(())
         }
         Err(e) => {
             let err = verify_error(e);
             if a.json && err.code == Code::VerifyFailed {
-                println!("{}", json!({"ok": false, "reason": err.message}));
+                outln!("{}", json!({"ok": false, "reason": err.message}));
             }
             Err(err)
         }
@@ -196,9 +196,9 @@ fn request(a: RequestArgs) -> Result<(), CliError> {
         v["ok"] = true.into();
         v["token"] = out.display().to_string().into();
         v["digest"] = hex::encode(imprint.digest()).into();
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!(
+        outln!(
             "{}\n{}\n  token written to {}\n  check it anywhere with: accord timestamp verify {} --digest {} --tsa-ca {}",
             summary(&report),
             details(&report),

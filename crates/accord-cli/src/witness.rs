@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::Write;
 
 use accord_core::note::{self, Checkpoint, Note};
 use accord_core::{Map, PublicKey, SignedEvent, Value, proof};
@@ -47,7 +47,7 @@ impl Output {
                 .and_then(|_| f.sync_all())
                 .map_err(|e| CliError::io(format!("cannot write {}: {e}", path.display()))),
             Output::Stdout => {
-                let mut o = io::stdout().lock();
+                let mut o = crate::out::Stdout;
                 o.write_all(bytes)
                     .and_then(|_| o.write_all(b"\n"))
                     .map_err(|e| CliError::io(format!("cannot write output: {e}")))
@@ -75,10 +75,10 @@ pub fn cosign(
         return Err(CliError::input("an agent cannot witness its own log"));
     }
     // The witness's memory is its chain: it must verify before it is used.
-    verify_before_signing(&agent)?;
-    // …and must not contradict the checkpoints the witness signed of itself
-    // (removed events would otherwise make it forget what it cosigned).
-    agent.check_recorded(&agent.tree()?)?;
+    verify_before_signing(&mut agent)?;
+    // (verify_own also checks it against the checkpoints the witness signed
+    // of itself: removed events would otherwise make it forget what it
+    // cosigned.)
     let origin = Checkpoint::origin_of(&log_key.agent_id());
     let last = last_cosigned(&agent, &origin)?;
     let (cp, note) = proof::witness_check(&bytes, &log_key, last.as_deref().map(str::as_bytes))
@@ -180,7 +180,7 @@ pub fn record_cosignature(
     payload.insert("witness_public_key".into(), Value::from(witness.to_b64()));
     let ev = agent.stamp(WITNESSED_TYPE, payload)?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "size": cp.size,
@@ -191,7 +191,7 @@ pub fn record_cosignature(
             })
         );
     } else {
-        println!(
+        outln!(
             "recorded {}'s cosignature of checkpoint size {} (cosigned at unix time {time}) as event seq {}",
             witness.agent_id(),
             cp.size,

@@ -1236,3 +1236,136 @@ fn damaged_tree_index_is_reported_not_used() {
     damage(2, 0);
     fails(&env.run(&["verify"]), 5, "tree index disagrees");
 }
+
+/// Red-team finding: `checkpoint` and `prove` signed the root read from the
+/// store's tree index without checking it against the events, so a writer
+/// of events.db without the key could make the agent sign a root that no
+/// history of its events has (and later be blamed for a fork).
+#[test]
+fn an_agent_never_signs_a_root_it_has_not_recomputed() {
+    let env = Env::new();
+    env.init();
+    for t in ["a", "b", "c"] {
+        ok(&env.run(&["stamp", t]));
+    }
+    let db = env.home().join("events.db");
+    let checkpoints = || {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM checkpoints", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+    };
+    // Four events: the root is node (2, 0). Replace it with another hash, as
+    // a writer of the database could: the index stays self-consistent.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("DROP TRIGGER IF EXISTS merkle_no_update")
+            .unwrap();
+        c.execute(
+            "UPDATE merkle SET hash = zeroblob(32) WHERE level = 2 AND idx = 0",
+            [],
+        )
+        .unwrap();
+    }
+    fails(&env.run(&["checkpoint"]), 5, "tree index disagrees");
+    fails(&env.run(&["prove", "1"]), 5, "tree index disagrees");
+    fails(
+        &env.run(&["certify", "--out", env.path("a.accord").to_str().unwrap()]),
+        5,
+        "tree index disagrees",
+    );
+    assert!(!env.path("a.accord").exists());
+    assert_eq!(
+        checkpoints(),
+        0,
+        "nothing may be signed over the damaged index"
+    );
+}
+
+/// The same for a checkpoint of a prefix (`prove --from`): the prefix root
+/// comes from the index, so it must be proved consistent with the verified
+/// root before it is signed.
+#[test]
+fn a_prefix_root_is_proved_before_it_is_signed() {
+    let env = Env::new();
+    env.init();
+    for t in ["a", "b", "c", "d", "e"] {
+        ok(&env.run(&["stamp", t]));
+    }
+    let db = env.home().join("events.db");
+    // Six events; the root of the first 2 is node (1, 0). Damage it and the
+    // nodes above it the same way, so the whole-chain root stays right only
+    // if the index is consulted node by node: here it is not.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("DROP TRIGGER IF EXISTS merkle_no_update")
+            .unwrap();
+        c.execute(
+            "UPDATE merkle SET hash = zeroblob(32) WHERE level = 1 AND idx = 0",
+            [],
+        )
+        .unwrap();
+    }
+    // The whole-chain root uses node (2, 0), which is intact.
+    ok(&env.run(&["checkpoint"]));
+    fails(
+        &env.run(&["prove", "--from", "2"]),
+        5,
+        "cannot prove the root of 2 events",
+    );
+    let signed_prefix: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM checkpoints WHERE size = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        signed_prefix, 0,
+        "the unproved prefix root was never signed"
+    );
+}
+
+/// Red-team finding: `stamp` and `export` kept working on a store that
+/// `verify` rejects. An agent must not extend or vouch for such a chain.
+#[test]
+fn stamp_and_export_refuse_a_chain_that_does_not_verify() {
+    let env = Env::new();
+    env.init();
+    let input: String = (0..50)
+        .map(|i| format!("{{\"type\":\"s\",\"payload\":{{\"i\":{i}}}}}\n"))
+        .collect();
+    ok(&env.run_stdin(&["stamp", "--stdin"], input.as_bytes()));
+    let db = env.home().join("events.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TRIGGER events_no_update").unwrap();
+        let body: Vec<u8> = conn
+            .query_row("SELECT body FROM events WHERE seq = 20", [], |r| r.get(0))
+            .unwrap();
+        let edited = String::from_utf8(body)
+            .unwrap()
+            .replace("\"i\":19", "\"i\":77");
+        conn.execute(
+            "UPDATE events SET body = ?1 WHERE seq = 20",
+            [edited.as_bytes()],
+        )
+        .unwrap();
+    }
+    fails(&env.run(&["stamp", "x"]), 1, "event seq 20");
+    assert_eq!(count_rows(&db), 51, "nothing was appended");
+    let out = env.path("out.jsonl");
+    fails(
+        &env.run(&["export", "--out", out.to_str().unwrap()]),
+        1,
+        "event seq 20",
+    );
+    assert!(!out.exists(), "no partial export is left behind");
+    let piped = env.run(&["export"]);
+    fails(&piped, 1, "event seq 20");
+    assert!(
+        !stdout(&piped).contains("accord-export-seal"),
+        "no seal for a bad chain"
+    );
+}

@@ -17,10 +17,84 @@ use std::fmt;
 
 use ed25519_dalek::Signature;
 
-use crate::event::{EventError, SignedEvent};
+use crate::event::{Event, EventError, SignedEvent};
 use crate::hash::Hash32;
-use crate::identity::{AgentId, PublicKey};
+use crate::identity::{AgentId, Keypair, PublicKey};
 use crate::timestamp::Timestamp;
+use crate::{Map, Uuid, Value};
+
+/// The last event of a chain: what the next event is built on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Its seq (the chain holds `seq + 1` events).
+    pub seq: u64,
+    /// Its event hash (the next event's `prev_hash`).
+    pub hash: Hash32,
+    /// Its timestamp (the next event's may not be earlier).
+    pub timestamp: Timestamp,
+}
+
+impl Head {
+    /// The head of a chain whose last event is `ev`.
+    pub fn of(ev: &SignedEvent) -> Self {
+        Head {
+            seq: ev.seq(),
+            hash: ev.hash(),
+            timestamp: ev.event().timestamp.clone(),
+        }
+    }
+}
+
+/// Builds the next signed events of a chain from its head: this is where
+/// every event after genesis is signed.
+///
+/// The writer assigns `seq` and `prev_hash` and takes the time and nonces
+/// from its caller (the store side reads the clock and the RNG), so a chain
+/// written here is reproducible in tests. A clock that steps back does not
+/// break the chain's non-decreasing time rule: the chain keeps its last time.
+pub struct ChainWriter<'k> {
+    key: &'k Keypair,
+    head: Head,
+}
+
+impl<'k> ChainWriter<'k> {
+    /// A writer continuing the chain whose head is `head`, at time `now`.
+    pub fn new(key: &'k Keypair, head: Head, now: Timestamp) -> Self {
+        let mut head = head;
+        if now > head.timestamp {
+            head.timestamp = now;
+        }
+        ChainWriter { key, head }
+    }
+
+    /// The seq the next event gets.
+    pub fn next_seq(&self) -> u64 {
+        self.head.seq + 1
+    }
+
+    /// Signs the next event.
+    pub fn append(
+        &mut self,
+        nonce: Uuid,
+        event_type: String,
+        payload: Map<String, Value>,
+    ) -> Result<SignedEvent, EventError> {
+        let ev = Event {
+            agent_id: self.key.agent_id().clone(),
+            seq: self.head.seq + 1,
+            timestamp: self.head.timestamp.clone(),
+            nonce,
+            event_type,
+            payload,
+            prev_hash: self.head.hash,
+            public_key: None,
+        }
+        .sign(self.key)?;
+        self.head.seq = ev.seq();
+        self.head.hash = ev.hash();
+        Ok(ev)
+    }
+}
 
 /// How signatures are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -213,6 +287,27 @@ impl ChainVerifier {
             prev_hash: Hash32::ZERO,
             first_ts: None,
             last_ts: None,
+            nonces: HashMap::new(),
+            pending: Vec::with_capacity(BATCH_SIZE),
+            failed: None,
+        }
+    }
+
+    /// A verifier that carries on after `head`, an already verified event of
+    /// the chain of `key`: the next event pushed must have seq `head.seq + 1`.
+    /// Nonces are checked for uniqueness only among the events pushed here
+    /// (the ones before `head` are not known to it).
+    pub fn resume(mode: SignatureMode, key: PublicKey, head: &Head) -> Self {
+        let agent = key.agent_id();
+        ChainVerifier {
+            mode,
+            expected_agent: Some(agent.clone()),
+            key: Some(key),
+            agent: Some(agent),
+            next_seq: head.seq + 1,
+            prev_hash: head.hash,
+            first_ts: Some(head.timestamp.clone()),
+            last_ts: Some(head.timestamp.clone()),
             nonces: HashMap::new(),
             pending: Vec::with_capacity(BATCH_SIZE),
             failed: None,

@@ -27,7 +27,7 @@ pub mod signed;
 pub mod timestamp;
 pub mod tsp;
 
-pub use chain::{ChainVerifier, Failure, Reason, SignatureMode, Summary};
+pub use chain::{ChainVerifier, ChainWriter, Failure, Head, Reason, SignatureMode, Summary};
 pub use event::{Event, EventError, SignedEvent};
 pub use export::{ExportError, ExportReport, ExportVerifier, Seal};
 pub use hash::Hash32;

@@ -18,8 +18,8 @@ use accord_core::keyfile::{self, KdfParams, KeyFileError, KeyFileInfo};
 use accord_core::merkle::{self, Levels, MerkleError, Nodes};
 use accord_core::note::{Checkpoint, Note};
 use accord_core::{
-    ChainVerifier, Event, Failure, Hash32, Keypair, Map, SignatureMode, SignedEvent, Summary,
-    Timestamp, Uuid, Value,
+    ChainVerifier, ChainWriter, Event, Failure, Hash32, Keypair, Map, SignatureMode, SignedEvent,
+    Summary, Timestamp, Uuid, Value,
 };
 use rand_core::UnwrapErr;
 
@@ -60,6 +60,12 @@ pub enum HomeError {
     /// The chain contradicts a checkpoint this agent signed earlier.
     #[error("{0}")]
     Contradiction(String),
+    /// The agent's own chain does not verify, so the agent refuses to
+    /// write to it or sign over it.
+    #[error(
+        "refusing to sign: the chain does not verify: {0}; nothing was written (run `accord verify` for the details; restore the store from a backup or an export)"
+    )]
+    ChainInvalid(Failure),
     /// The operating system's RNG failed.
     #[error("random number generator failed: {0}")]
     Random(String),
@@ -144,7 +150,11 @@ impl Home {
             Ok::<_, HomeError>(store)
         })();
         match agent {
-            Ok(store) => Ok(Agent { key, store }),
+            Ok(store) => Ok(Agent {
+                key,
+                store,
+                verified: None,
+            }),
             Err(e) => {
                 // Undo only what this call created, so `init` can be retried;
                 // a crash before this point leaves files `init` then refuses
@@ -173,7 +183,11 @@ impl Home {
         let bytes = self.read_key_file()?;
         let key = keyfile::open(&bytes, passphrase).map_err(|source| self.key_err(source))?;
         let store = self.open_store()?;
-        Ok(Agent { key, store })
+        Ok(Agent {
+            key,
+            store,
+            verified: None,
+        })
     }
 
     /// Opens the store alone (reading does not need the key).
@@ -226,6 +240,17 @@ pub type StampFn<'a> = dyn FnMut(
 pub struct Agent {
     key: Keypair,
     store: SqliteStore,
+    verified: Option<Verified>,
+}
+
+/// What this process has verified of its agent's chain: every event up to
+/// `head` (structure and signatures), and the RFC 9162 tree recomputed from
+/// their bytes. Appends made here extend it without re-verifying, since
+/// the agent just signed them.
+#[derive(Debug, Clone)]
+struct Verified {
+    head: Head,
+    tree: merkle::Tree,
 }
 
 impl Agent {
@@ -283,45 +308,192 @@ impl Agent {
         keys: &[&str],
         build: &mut StampFn<'_>,
     ) -> Result<Vec<SignedEvent>, HomeError> {
-        let agent = self.key.agent_id().clone();
-        let key = &self.key;
-        let written =
-            self.store.append_with_state(
-                &agent,
-                keys,
-                &mut |head: Option<&Head>, state: &[Option<Vec<u8>>]| {
-                    let Some(head) = head else {
-                        return Err(StoreError::Invalid("the chain has no genesis event".into()));
-                    };
-                    let (items, writes) = build(key, head.seq + 1, state)?;
-                    let mut out = Vec::with_capacity(items.len());
-                    let (mut seq, mut prev, mut ts) = (head.seq, head.hash, head.timestamp.clone());
-                    let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
-                    // A clock that stepped back must not break the chain's
-                    // non-decreasing time rule; the chain keeps its last time.
-                    if now > ts {
-                        ts = now;
-                    }
-                    for (event_type, payload) in items {
-                        seq += 1;
-                        let ev = Event {
-                            agent_id: agent.clone(),
-                            seq,
-                            timestamp: ts.clone(),
-                            nonce: nonce().map_err(|e| StoreError::Io(e.to_string()))?,
-                            event_type,
-                            payload,
-                            prev_hash: prev,
-                            public_key: None,
+        // Another process may append between verifying and writing: the
+        // events are built only on the head this process verified, and on
+        // a moved head the new events are verified before trying again.
+        for _ in 0..8 {
+            self.verify_own(&mut |_| {})?;
+            let verified = self.verified.as_ref().map(|v| v.head.clone());
+            let agent = self.key.agent_id().clone();
+            let key = &self.key;
+            let result =
+                self.store.append_with_state(
+                    &agent,
+                    keys,
+                    &mut |head: Option<&Head>, state: &[Option<Vec<u8>>]| {
+                        let Some(head) = head else {
+                            return Err(StoreError::Invalid(
+                                "the chain has no genesis event".into(),
+                            ));
+                        };
+                        if Some(head) != verified.as_ref() {
+                            return Err(StoreError::Conflict {
+                                expected: verified.as_ref().map_or(0, |h| h.seq + 1),
+                                found: head.seq + 1,
+                            });
                         }
-                        .sign(key)?;
-                        prev = ev.hash();
-                        out.push(ev);
+                        let (items, writes) = build(key, head.seq + 1, state)?;
+                        let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
+                        let mut writer = ChainWriter::new(key, head.clone(), now);
+                        let mut out = Vec::with_capacity(items.len());
+                        for (event_type, payload) in items {
+                            let nonce = nonce().map_err(|e| StoreError::Io(e.to_string()))?;
+                            out.push(writer.append(nonce, event_type, payload)?);
+                        }
+                        Ok((out, writes))
+                    },
+                );
+            match result {
+                Ok(written) => {
+                    if let (Some(v), Some(last)) = (self.verified.as_mut(), written.last()) {
+                        for ev in &written {
+                            v.tree.push(merkle::leaf_hash(ev.canonical()));
+                        }
+                        v.head = Head::of(last);
                     }
-                    Ok((out, writes))
-                },
-            )?;
-        Ok(written)
+                    return Ok(written);
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(HomeError::Store(StoreError::Invalid(
+            "other writers kept moving the chain head; try again".into(),
+        )))
+    }
+
+    /// Verifies the agent's own chain, as an agent must before it writes
+    /// to it or signs over it: every event (structure and signatures), the
+    /// checkpoints it signed before (none larger than the chain, each root
+    /// recomputed from the events), the store's tree index against the
+    /// recomputed tree, and SQLite's page-level consistency. The first call
+    /// in a process reads the whole chain; later calls verify only what
+    /// other processes appended since. `progress` receives the number of
+    /// events read.
+    pub fn verify_own(&mut self, progress: &mut dyn FnMut(u64)) -> Result<(), HomeError> {
+        let agent = self.key.agent_id().clone();
+        let head = self
+            .store
+            .head(&agent)?
+            .ok_or_else(|| StoreError::Corrupt("the chain has no genesis event".into()))?;
+        let Some(v) = &self.verified else {
+            self.verified = Some(self.verify_all(progress)?);
+            return Ok(());
+        };
+        if v.head == head {
+            return Ok(());
+        }
+        if head.seq <= v.head.seq {
+            return Err(HomeError::Contradiction(format!(
+                "the chain held {} events when this process verified it and holds {} now: events were removed or replaced behind its back",
+                v.head.seq + 1,
+                head.seq + 1
+            )));
+        }
+        let mut verifier = ChainVerifier::resume(SignatureMode::Batch, *self.key.public(), &v.head);
+        let mut tree = v.tree.clone();
+        let mut failure = None;
+        self.store
+            .scan(&agent, v.head.seq + 1, Some(head.seq), &mut |_, body| {
+                if let Err(f) = verifier.push_bytes(body) {
+                    failure = Some(f);
+                    return Ok(ControlFlow::Break(()));
+                }
+                tree.push(merkle::leaf_hash(body));
+                Ok(ControlFlow::Continue(()))
+            })?;
+        if let Some(f) = failure {
+            return Err(HomeError::ChainInvalid(f));
+        }
+        let summary = verifier.finish().map_err(HomeError::ChainInvalid)?;
+        if summary.head_hash != head.hash || tree.size() != head.seq + 1 {
+            return Err(HomeError::Store(StoreError::Corrupt(
+                "events read back do not match the chain head".into(),
+            )));
+        }
+        self.check_stored_tree(&tree)?;
+        self.verified = Some(Verified { head, tree });
+        Ok(())
+    }
+
+    fn verify_all(&self, progress: &mut dyn FnMut(u64)) -> Result<Verified, HomeError> {
+        let agent = self.key.agent_id().clone();
+        self.store.quick_check()?;
+        let mut recorded = Vec::new();
+        for (size, note) in self.store.checkpoints(&agent)? {
+            let (cp, _) = Checkpoint::open(&note, self.key.public()).map_err(|e| {
+                StoreError::Corrupt(format!("recorded checkpoint of size {size}: {e}"))
+            })?;
+            if cp.size != size {
+                return Err(HomeError::Store(StoreError::Corrupt(format!(
+                    "the checkpoint recorded as size {size} is of size {}",
+                    cp.size
+                ))));
+            }
+            recorded.push(cp);
+        }
+        recorded.sort_by_key(|cp| cp.size);
+        let mut verifier = ChainVerifier::new(SignatureMode::Batch).expect_agent(agent.clone());
+        let mut tree = merkle::Tree::new();
+        let mut next_cp = recorded.iter().peekable();
+        let mut rewritten = None;
+        let mut failure = None;
+        self.store.scan(&agent, 0, None, &mut |_, body| {
+            if let Err(f) = verifier.push_bytes(body) {
+                failure = Some(f);
+                return Ok(ControlFlow::Break(()));
+            }
+            tree.push(merkle::leaf_hash(body));
+            while let Some(cp) = next_cp.next_if(|cp| cp.size <= tree.size()) {
+                if cp.size == tree.size() && cp.root != tree.root() && rewritten.is_none() {
+                    rewritten = Some(cp.size);
+                }
+            }
+            if tree.size().is_multiple_of(4096) {
+                progress(tree.size());
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if let Some(f) = failure {
+            return Err(HomeError::ChainInvalid(f));
+        }
+        let summary = verifier.finish().map_err(HomeError::ChainInvalid)?;
+        progress(tree.size());
+        if let Some(size) = rewritten {
+            return Err(HomeError::Contradiction(format!(
+                "the first {size} events differ from the checkpoint of that size signed earlier: the store was rewritten"
+            )));
+        }
+        if let Some(cp) = recorded.last().filter(|cp| cp.size > tree.size()) {
+            return Err(HomeError::Contradiction(format!(
+                "the chain has {} events but this agent signed a checkpoint of size {} earlier: events were removed from the store",
+                tree.size(),
+                cp.size
+            )));
+        }
+        self.check_stored_tree(&tree)?;
+        Ok(Verified {
+            head: Head {
+                seq: summary.events - 1,
+                hash: summary.head_hash,
+                timestamp: summary.last_timestamp,
+            },
+            tree,
+        })
+    }
+
+    /// The store's tree index serves roots and proofs; it must agree with
+    /// the tree recomputed from the verified events.
+    fn check_stored_tree(&self, tree: &merkle::Tree) -> Result<(), HomeError> {
+        let stored = stored_tree(&self.store, self.key.agent_id())?;
+        // Other processes may have appended since: compare at the verified size.
+        if stored.size() < tree.size() || stored.root(tree.size()).ok() != Some(tree.root()) {
+            return Err(HomeError::Store(StoreError::Corrupt(format!(
+                "the store's tree index disagrees with its {} verified events (the merkle table is damaged); the events themselves verify: export them with `accord export`",
+                tree.size()
+            ))));
+        }
+        Ok(())
     }
 
     /// The RFC 9162 tree over every event of the chain (leaf = the event's
@@ -332,32 +504,49 @@ impl Agent {
     }
 
     /// Signs the checkpoint of the first `size` events of the chain,
-    /// records it in the store and returns it. Refuses when the chain
-    /// contradicts a checkpoint signed earlier.
+    /// records it in the store and returns it. The chain is verified first
+    /// ([`Agent::verify_own`]), and the root signed is the one recomputed
+    /// from the verified events (for the whole chain) or one the store's
+    /// tree index proves consistent with it (for a prefix): a writer of the
+    /// store who lacks the key cannot make the agent sign a root that no
+    /// history of its events has.
     pub fn sign_checkpoint(&mut self, size: u64) -> Result<(Checkpoint, Note), HomeError> {
-        let agent = self.key.agent_id().clone();
-        let tree = OwnedTree::load(&self.store, &agent, size)?;
-        self.sign_checkpoint_of(&tree, size)
-    }
-
-    fn sign_checkpoint_of(
-        &mut self,
-        tree: &dyn Nodes,
-        size: u64,
-    ) -> Result<(Checkpoint, Note), HomeError> {
-        if size == 0 || size > tree.size() {
+        self.verify_own(&mut |_| {})?;
+        let tree = &self
+            .verified
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupt("the chain was not verified".into()))?
+            .tree;
+        let n = tree.size();
+        if size == 0 || size > n {
             return Err(HomeError::Input(format!(
-                "the chain has {} events; a checkpoint covers 1 to {} of them, not {size}",
-                tree.size(),
-                tree.size()
+                "the chain has {n} events; a checkpoint covers 1 to {n} of them, not {size}"
             )));
         }
-        self.check_recorded(tree)?;
+        let verified_root = tree.root();
+        let root = if size == n {
+            verified_root
+        } else {
+            let stored = stored_tree(&self.store, self.key.agent_id())?;
+            let damaged = |e: MerkleError| {
+                HomeError::Store(StoreError::Corrupt(format!(
+                    "the store's tree index cannot prove the root of {size} events against the verified root of {n} ({e}); the merkle table is damaged"
+                )))
+            };
+            let root = stored.root(size).map_err(damaged)?;
+            let proof = stored.consistency_proof(size, n).map_err(damaged)?;
+            merkle::verify_consistency(size, n, &root, &verified_root, &proof).map_err(damaged)?;
+            root
+        };
         let cp = Checkpoint {
             origin: Checkpoint::origin_of(self.key.agent_id()),
             size,
-            root: tree.root(size).map_err(|e| HomeError::Io(e.to_string()))?,
+            root,
         };
+        self.sign_and_record(cp)
+    }
+
+    fn sign_and_record(&mut self, cp: Checkpoint) -> Result<(Checkpoint, Note), HomeError> {
         let note = cp
             .sign(&self.key)
             .map_err(|e| HomeError::Io(e.to_string()))?;
@@ -376,7 +565,8 @@ impl Agent {
 
     /// Signs and records a checkpoint of the whole chain.
     pub fn checkpoint(&mut self) -> Result<(Checkpoint, Note), HomeError> {
-        let size = self.tree()?.size();
+        self.verify_own(&mut |_| {})?;
+        let size = self.verified.as_ref().map_or(0, |v| v.tree.size());
         self.sign_checkpoint(size)
     }
 
@@ -405,10 +595,12 @@ impl Agent {
         timestamp: Option<&mut TimestampSource<'_>>,
     ) -> Result<(u64, Checkpoint), HomeError> {
         let agent = self.key.agent_id().clone();
-        let head = self
-            .store
-            .head(&agent)?
-            .ok_or_else(|| StoreError::Invalid("the chain is empty".into()))?;
+        self.verify_own(&mut |_| {})?;
+        let (head, verified_root) = self
+            .verified
+            .as_ref()
+            .map(|v| (v.head.clone(), v.tree.root()))
+            .ok_or_else(|| StoreError::Corrupt("the chain was not verified".into()))?;
         let mut name = None;
         self.store.scan(&agent, 0, Some(0), &mut |_, body| {
             let genesis = SignedEvent::from_canonical(body)?;
@@ -459,7 +651,18 @@ impl Agent {
             exported_at: now()?,
         };
         emit(&seal.sign(&self.key), &mut digest)?;
-        let (cp, note) = self.sign_checkpoint_of(&tree, tree.size())?;
+        // The archive is signed over the bytes read here; they must be the
+        // events just verified.
+        if tree.root(tree.size()).ok() != Some(verified_root) {
+            return Err(HomeError::Store(StoreError::Corrupt(
+                "the events changed while the archive was written; nothing was certified".into(),
+            )));
+        }
+        let (cp, note) = self.sign_and_record(Checkpoint {
+            origin: Checkpoint::origin_of(&agent),
+            size: tree.size(),
+            root: verified_root,
+        })?;
         let token = match timestamp {
             Some(ask) => Some(ask(&note.to_bytes()).map_err(HomeError::Timestamp)?),
             None => None,
@@ -495,8 +698,17 @@ impl Agent {
                 "the chain is empty".into(),
             )));
         };
+        // An export is signed (its seal), so it is verified as it is read:
+        // an agent never vouches for a chain that does not verify.
+        self.store.quick_check()?;
+        let mut verifier = ChainVerifier::new(SignatureMode::Batch).expect_agent(agent.clone());
+        let mut failure = None;
         // Export exactly up to the head read above, even if appends continue.
         self.store.scan(&agent, 0, Some(head.seq), &mut |_, body| {
+            if let Err(f) = verifier.push_bytes(body) {
+                failure = Some(f);
+                return Ok(ControlFlow::Break(()));
+            }
             out.write_all(body)
                 .and_then(|_| out.write_all(b"\n"))
                 .map_err(|e| StoreError::Io(e.to_string()))?;
@@ -509,6 +721,10 @@ impl Agent {
             }
             Ok(ControlFlow::Continue(()))
         })?;
+        if let Some(f) = failure {
+            return Err(HomeError::ChainInvalid(f));
+        }
+        verifier.finish().map_err(HomeError::ChainInvalid)?;
         let last = last.ok_or_else(|| StoreError::Corrupt("the head event is missing".into()))?;
         if last.hash() != head.hash || count != head.seq + 1 {
             return Err(HomeError::Store(StoreError::Corrupt(
@@ -622,59 +838,6 @@ impl Nodes for StoredTree<'_> {
                     "the store lacks tree node ({level}, {index}); it is damaged (verify it with `accord verify`)"
                 ))
             })
-    }
-}
-
-/// The nodes a checkpoint needs, read once, so the tree can be used while
-/// the store is borrowed mutably (to record the checkpoint).
-struct OwnedTree {
-    size: u64,
-    nodes: std::collections::HashMap<(u32, u64), Hash32>,
-}
-
-impl OwnedTree {
-    fn load(
-        store: &dyn EventStore,
-        agent: &accord_core::AgentId,
-        size: u64,
-    ) -> Result<Self, HomeError> {
-        let tree = stored_tree(store, agent)?;
-        let mut nodes = std::collections::HashMap::new();
-        // The root of size n is made of the perfect subtrees named by n's
-        // set bits: load those for the size to sign and for every size
-        // recorded earlier (whose roots `check_recorded` compares).
-        let mut sizes: Vec<u64> = store.checkpoints(agent)?.iter().map(|(s, _)| *s).collect();
-        sizes.push(size);
-        for size in sizes.into_iter().filter(|s| *s <= tree.size) {
-            let mut start = 0u64;
-            for bit in (0..64).rev() {
-                let len = 1u64 << bit;
-                if size & len != 0 {
-                    let h = tree
-                        .node(bit, start / len)
-                        .map_err(|e| HomeError::Io(e.to_string()))?;
-                    nodes.insert((bit, start / len), h);
-                    start += len;
-                }
-            }
-        }
-        Ok(OwnedTree {
-            size: tree.size,
-            nodes,
-        })
-    }
-}
-
-impl Nodes for OwnedTree {
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn node(&self, level: u32, index: u64) -> Result<Hash32, MerkleError> {
-        self.nodes
-            .get(&(level, index))
-            .copied()
-            .ok_or_else(|| MerkleError::Storage(format!("tree node ({level}, {index}) not loaded")))
     }
 }
 

@@ -40,32 +40,12 @@ pub mod sqlite;
 
 use std::ops::ControlFlow;
 
-use accord_core::{AgentId, EventError, Hash32, SignedEvent, Timestamp};
+use accord_core::{AgentId, EventError, Hash32, SignedEvent};
 
 pub use home::{Agent, Home, HomeError};
 pub use sqlite::SqliteStore;
 
-/// The last event of a chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
-    /// Its seq (the chain holds `seq + 1` events).
-    pub seq: u64,
-    /// Its event hash (the next event's `prev_hash`).
-    pub hash: Hash32,
-    /// Its timestamp (the next event's may not be earlier).
-    pub timestamp: Timestamp,
-}
-
-impl Head {
-    /// The head of a chain whose last event is `ev`.
-    pub fn of(ev: &SignedEvent) -> Self {
-        Head {
-            seq: ev.seq(),
-            hash: ev.hash(),
-            timestamp: ev.event().timestamp.clone(),
-        }
-    }
-}
+pub use accord_core::Head;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]

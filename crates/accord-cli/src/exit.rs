@@ -68,34 +68,36 @@ impl fmt::Display for CliError {
 
 impl From<HomeError> for CliError {
     fn from(e: HomeError) -> Self {
-        let code = match &e {
-            HomeError::NoIdentity(_) | HomeError::AlreadyExists(_) | HomeError::KeyFile { .. } => {
-                Code::Identity
-            }
-            HomeError::Store(s) => return store_error(s, e.to_string()),
-            HomeError::Input(_) => Code::Input,
-            HomeError::Contradiction(_) | HomeError::ChainInvalid(_) => Code::VerifyFailed,
-            HomeError::Random(_) | HomeError::Io(_) => Code::Io,
-            _ => Code::Io,
-        };
-        CliError::new(code, e.to_string())
+        CliError::new(home_code(&e), e.to_string())
+    }
+}
+
+/// The exit code of a home error.
+pub fn home_code(e: &HomeError) -> Code {
+    match e {
+        HomeError::NoIdentity(_) | HomeError::AlreadyExists(_) | HomeError::KeyFile { .. } => {
+            Code::Identity
+        }
+        HomeError::Store(s) => store_code(s),
+        HomeError::Input(_) => Code::Input,
+        HomeError::Contradiction(_) | HomeError::ChainInvalid(_) => Code::VerifyFailed,
+        _ => Code::Io,
     }
 }
 
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
-        let msg = e.to_string();
-        store_error(&e, msg)
+        CliError::new(store_code(&e), e.to_string())
     }
 }
 
-fn store_error(e: &StoreError, message: String) -> CliError {
-    let code = match e {
+/// The exit code of a store error.
+pub fn store_code(e: &StoreError) -> Code {
+    match e {
         StoreError::Event(_) => Code::Input,
         StoreError::Io(_) => Code::Io,
         _ => Code::Store,
-    };
-    CliError::new(code, message)
+    }
 }
 
 impl From<EventError> for CliError {

@@ -1403,6 +1403,14 @@ fn print_event(ev: &SignedEvent, json: bool) {
     }
 }
 
+/// The warning a server prints when it listens beyond this machine
+/// (servers bind 127.0.0.1 by default; another address is a choice to
+/// make knowingly). `what` says what a remote party can do there.
+pub(crate) fn exposure_warning(addr: std::net::SocketAddr, what: &str) -> Option<String> {
+    (!addr.ip().is_loopback())
+        .then(|| format!("warning: listening on {addr}, reachable from other machines; {what}"))
+}
+
 /// A progress counter on stderr, drawn only when stderr is a terminal.
 pub(crate) fn spinner(what: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
@@ -1432,4 +1440,22 @@ pub(crate) fn read_file(p: &Path) -> Result<Vec<u8>, CliError> {
         .and_then(|mut f| f.read_to_end(&mut buf))
         .map_err(|e| CliError::io(format!("cannot read {}: {e}", p.display())))?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exposure_warning;
+
+    /// Red-team finding: `session serve --listen 0.0.0.0` gave no warning.
+    /// Servers share one check, tested here without opening a socket.
+    #[test]
+    fn servers_warn_when_they_listen_beyond_loopback() {
+        for a in ["0.0.0.0:7000", "[::]:7000", "192.0.2.1:80"] {
+            let w = exposure_warning(a.parse().unwrap(), "x").unwrap();
+            assert!(w.contains("reachable from other machines"), "{w}");
+        }
+        for a in ["127.0.0.1:7000", "[::1]:7000", "127.0.0.2:1"] {
+            assert_eq!(exposure_warning(a.parse().unwrap(), "x"), None);
+        }
+    }
 }

@@ -102,33 +102,14 @@ impl From<NetError> for CliError {
             NetError::ReplayDetected(_)
             | NetError::AuthenticationFailed(_)
             | NetError::PeerKeyChanged { .. } => Code::VerifyFailed,
+            // A bundle, envelope or message that does not verify (a key
+            // that does not derive its agent_id, a bad signature, …).
+            NetError::Channel(_) => Code::VerifyFailed,
             NetError::PeerNotFound(_) | NetError::NoHub | NetError::Input(_) => Code::Input,
-            NetError::Home(h) => {
-                let msg = e.to_string();
-                let mut c = CliError::from(clone_home(h));
-                c.message = msg;
-                return c;
-            }
+            NetError::Home(h) => crate::exit::home_code(h),
             _ => Code::Io,
         };
         CliError::new(code, e.to_string())
-    }
-}
-
-/// The exit code of a home error (HomeError is not Clone; rebuild the
-/// variant that decides the code).
-fn clone_home(h: &accord_store::HomeError) -> accord_store::HomeError {
-    use accord_store::HomeError as H;
-    match h {
-        H::NoIdentity(s) => H::NoIdentity(s.clone()),
-        H::AlreadyExists(s) => H::AlreadyExists(s.clone()),
-        H::KeyFile { path, source } => H::KeyFile {
-            path: path.clone(),
-            source: source.clone(),
-        },
-        H::Input(s) => H::Input(s.clone()),
-        H::Contradiction(s) => H::Contradiction(s.clone()),
-        other => H::Io(other.to_string()),
     }
 }
 
@@ -159,10 +140,11 @@ pub fn hub(cmd: HubCmd) -> Result<(), CliError> {
     runtime()?.block_on(async {
         let server = HubServer::bind(&listen, data.as_deref(), Limits::default()).await?;
         let addr = server.local_addr()?;
-        if !addr.ip().is_loopback() {
-            eprintln!(
-                "warning: listening on {addr}, reachable from other machines; the hub reads no message, but it learns who talks to whom and when"
-            );
+        if let Some(w) = crate::exposure_warning(
+            addr,
+            "the hub reads no message, but it learns who talks to whom and when",
+        ) {
+            eprintln!("{w}");
         }
         outln!(
             "hub listening on {addr} ({})",
@@ -493,4 +475,30 @@ pub fn demo_exchange(scratch: &std::path::Path) -> Result<(), CliError> {
         hub_task.abort();
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accord_core::IdentityError;
+    use accord_core::channel::ChannelError;
+
+    /// Red-team finding: a bundle whose key does not derive its agent_id
+    /// exited 6 (I/O) instead of 1 (verification failed).
+    #[test]
+    fn refused_bundles_exit_as_verification_failures() {
+        let bad_key = NetError::from(ChannelError::Identity(IdentityError::AgentIdMismatch {
+            claimed: "a".into(),
+            derived: "b".into(),
+        }));
+        assert_eq!(CliError::from(bad_key).code, Code::VerifyFailed);
+        let expired = NetError::from(ChannelError::BundleExpired {
+            agent_id: "a".into(),
+            created: "t0".into(),
+            expires: "t1".into(),
+            now: "t2".into(),
+        });
+        assert_eq!(CliError::from(expired).code, Code::VerifyFailed);
+        assert_eq!(CliError::from(NetError::Timeout(5)).code, Code::Io);
+    }
 }

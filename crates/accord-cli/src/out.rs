@@ -4,7 +4,8 @@
 //! `println!` then panics (exit 101). Here a closed pipe stops the output
 //! quietly and the command finishes with its own exit code, so a script
 //! still learns the verdict. Any other write error (a full disk behind a
-//! redirect) is reported once and turns the exit code into 6.
+//! redirect) is reported once and turns the exit code into 6. Invisible
+//! format characters are escaped on the way out (see [`crate::text`]).
 
 use std::fmt;
 use std::io::{self, Write};
@@ -21,8 +22,11 @@ pub(crate) fn write(args: fmt::Arguments<'_>) {
     if STATE.load(Ordering::Relaxed) != OPEN {
         return;
     }
+    // Hidden format characters can only come from untrusted text; written
+    // as \uXXXX they stay the same JSON value and become visible in text.
+    let text = crate::text::json_printable(&args.to_string());
     let mut out = io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         note_error(&e);
     }
 }

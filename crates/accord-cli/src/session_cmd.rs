@@ -6,6 +6,8 @@
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use accord_core::{AgentId, Map, Uuid, Value, event};
@@ -21,9 +23,14 @@ use crate::{open_agent, printable};
 /// How long a peer may take to answer one message.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long `serve` gives one connection in all: it serves one at a time,
-/// so a client that trickles bytes must not hold it for ever.
+/// How long `serve` gives one connection in all, so a client that trickles
+/// bytes cannot hold a connection slot for ever.
 const CONN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Connections `serve` handles at once; more wait in the listen queue.
+/// Each takes a thread; the participant itself is locked only while it
+/// handles one message, so an idle connection delays nobody.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Reads from a socket until a fixed deadline, whatever the pace of the
 /// bytes (a per-read timeout alone lets a slow client go on indefinitely).
@@ -184,24 +191,44 @@ pub fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| CliError::io(e.to_string()))?;
-    outln!("listening on {local} as {}", me.id());
-    for (served, stream) in (1u64..).zip(listener.incoming()) {
-        match stream {
-            Ok(s) => {
-                if let Err(e) = serve_conn(&mut me, s) {
-                    eprintln!("connection ended: {}", printable(&e));
-                }
-            }
-            Err(e) => eprintln!("accept failed: {e}"),
-        }
-        if count.is_some_and(|c| served >= c) {
-            break;
-        }
+    if let Some(w) = crate::exposure_warning(
+        local,
+        "any agent that can connect may propose sessions (use --allow to restrict who may)",
+    ) {
+        eprintln!("{w}");
     }
+    outln!("listening on {local} as {}", me.id());
+    let me = Mutex::new(me);
+    let active = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for (served, stream) in (1u64..).zip(listener.incoming()) {
+            match stream {
+                Ok(s) => {
+                    // Wait for a free slot rather than refuse: the client's
+                    // connection sits in the kernel queue meanwhile.
+                    while active.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    active.fetch_add(1, Ordering::AcqRel);
+                    let (me, active) = (&me, &active);
+                    scope.spawn(move || {
+                        if let Err(e) = serve_conn(me, s) {
+                            eprintln!("connection ended: {}", printable(&e));
+                        }
+                        active.fetch_sub(1, Ordering::AcqRel);
+                    });
+                }
+                Err(e) => eprintln!("accept failed: {e}"),
+            }
+            if count.is_some_and(|c| served >= c) {
+                break;
+            }
+        }
+    });
     Ok(())
 }
 
-fn serve_conn(me: &mut Participant, stream: TcpStream) -> Result<(), String> {
+fn serve_conn(me: &Mutex<Participant>, stream: TcpStream) -> Result<(), String> {
     stream
         .set_read_timeout(Some(IO_TIMEOUT))
         .and_then(|_| stream.set_write_timeout(Some(IO_TIMEOUT)))
@@ -215,13 +242,19 @@ fn serve_conn(me: &mut Participant, stream: TcpStream) -> Result<(), String> {
     loop {
         let (reply, fatal) = match lines.next_line() {
             Ok(Some((_, line))) => match Wire::parse(&line) {
-                Ok(msg) => match me.handle(msg) {
-                    Ok(r) => (r, false),
-                    Err(e) => {
-                        eprintln!("refused: {}", printable(&e.to_string()));
-                        (Wire::Error(e.to_string()), false)
+                Ok(msg) => {
+                    // A thread that panicked while holding the lock left no
+                    // half-written state behind: every change is one store
+                    // transaction.
+                    let mut me = me.lock().unwrap_or_else(|p| p.into_inner());
+                    match me.handle(msg) {
+                        Ok(r) => (r, false),
+                        Err(e) => {
+                            eprintln!("refused: {}", printable(&e.to_string()));
+                            (Wire::Error(e.to_string()), false)
+                        }
                     }
-                },
+                }
                 Err(e) => (Wire::Error(format!("invalid message: {e}")), false),
             },
             Ok(None) => return Ok(()),

@@ -1369,3 +1369,97 @@ fn stamp_and_export_refuse_a_chain_that_does_not_verify() {
         "no seal for a bad chain"
     );
 }
+
+/// Runs `accord` with its stdout a pipe whose reader is already gone, as in
+/// `accord verify x.jsonl | true`.
+fn run_closed_stdout(env: &Env, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    env.cmd(args)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// Red-team finding: with stdout closed early, `id`, `verify`, `audit`,
+/// `trust`, `verify-proof` and `quarantine list` panicked (exit 101). They
+/// must stop writing quietly and exit with the code of their result.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let env = Env::new();
+    env.init();
+    ok(&env.run(&["stamp", "a"]));
+    let export = env.path("x.jsonl");
+    ok(&env.run(&["export", "--out", export.to_str().unwrap()]));
+    let proof = env.path("p.json");
+    ok(&env.run(&["prove", "1", "--out", proof.to_str().unwrap()]));
+    let x = export.to_str().unwrap();
+    for args in [
+        vec!["id"],
+        vec!["id", "--json"],
+        vec!["verify"],
+        vec!["verify", x],
+        vec!["verify", x, "--json"],
+        vec!["audit", x],
+        vec!["trust", x],
+        vec!["verify-proof", proof.to_str().unwrap()],
+        vec!["quarantine", "list"],
+        vec!["log"],
+        vec!["log", "--json"],
+        vec!["export"],
+        vec!["checkpoint"],
+    ] {
+        let o = run_closed_stdout(&env, &args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).is_empty(), "{args:?} printed: {}", stderr(&o));
+    }
+    // The verdict survives the closed pipe: a bad file still exits 1.
+    let bad = env.path("bad.jsonl");
+    fs::write(
+        &bad,
+        fs::read_to_string(&export)
+            .unwrap()
+            .replacen("\"a\"", "\"b\"", 1),
+    )
+    .unwrap();
+    let o = run_closed_stdout(&env, &["verify", bad.to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+}
+
+/// Red-team finding: bidi overrides and other invisible format characters
+/// were printed raw in names and payloads, so a line could read differently
+/// from what it holds. They are escaped as control characters are.
+#[test]
+fn hidden_format_characters_are_escaped_in_output() {
+    let env = Env::new();
+    ok(&env.run(&["init", "--name", "evil\u{202E}gpj.exe", "--no-passphrase"]));
+    ok(&env.run(&[
+        "stamp",
+        "note",
+        "--payload",
+        "{\"text\":\"pay \u{2066}100\u{2069}\u{200B} to \u{E0041}bob\"}",
+    ]));
+    let hidden = ['\u{202E}', '\u{2066}', '\u{2069}', '\u{200B}', '\u{E0041}'];
+    let id = ok(&env.run(&["id"]));
+    assert!(id.contains("evil\\u{202e}gpj.exe"), "{id}");
+    for args in [
+        vec!["id"],
+        vec!["id", "--json"],
+        vec!["log"],
+        vec!["log", "--json"],
+    ] {
+        let out = ok(&env.run(&args));
+        assert!(
+            !out.contains(&hidden[..]),
+            "{args:?} printed a hidden character: {out:?}"
+        );
+    }
+    // JSON output stays the same JSON value.
+    let line = ok(&env.run(&["log", "--json", "--from", "1"]));
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(
+        v["payload"]["text"],
+        "pay \u{2066}100\u{2069}\u{200B} to \u{E0041}bob"
+    );
+}

@@ -612,3 +612,39 @@ fn external_interactions_are_unilateral_and_hashed() {
     let ea = env.export("a");
     assert!(ok(&audit(&env, &[&ea], &[])).contains("audit clean"));
 }
+
+/// Red-team finding: `session serve` handled one connection at a time, so
+/// one idle TCP connection delayed another agent's `session open` by the
+/// 30 s read timeout. Connections are served concurrently.
+#[test]
+fn an_idle_connection_does_not_hold_up_the_server() {
+    let env = Env::new();
+    let (_a, b) = (env.agent("a"), env.agent("b"));
+    let sb = Server::start(&env, "b");
+    let idle: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&sb.addr).unwrap())
+        .collect();
+    let peer = format!("{b}@{}", sb.addr);
+    let mut open = env
+        .cmd("a", &["session", "open", "--peer", &peer])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Far below the 30 s a queued connection waited for; the bound keeps a
+    // regression from hanging the suite.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = open.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = open.kill();
+            panic!("session open waited behind idle connections");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = open.wait_with_output().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(idle);
+}

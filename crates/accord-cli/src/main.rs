@@ -809,17 +809,59 @@ fn cmd_verify_store(home: &Home, mode: SignatureMode, json: bool) -> Result<(), 
             ),
         ));
     }
+    // The copy of the last checkpoint kept outside the store names a
+    // rollback that took the store's own record of it along.
+    let latest = home.latest_checkpoint(&info.public_key)?;
+    if let Some(cp) = &latest {
+        if cp.size > n {
+            return report_failure_msg(
+                json,
+                None,
+                None,
+                &format!(
+                    "the chain has {n} events but this agent signed a checkpoint of {} events ({}): events were lost or removed (a deleted events.db-wal after a crash, an older backup restored, or rows deleted)",
+                    cp.size,
+                    home.dir().join(home::LATEST_CHECKPOINT_FILE).display()
+                ),
+            );
+        }
+        if tree.root(cp.size).ok() != Some(cp.root) {
+            return report_failure_msg(
+                json,
+                None,
+                None,
+                &format!(
+                    "the first {} events differ from the checkpoint of that size this agent signed ({}): the store was rewritten",
+                    cp.size,
+                    home.dir().join(home::LATEST_CHECKPOINT_FILE).display()
+                ),
+            );
+        }
+    }
     match home::check_recorded(&store, &info.public_key, &tree) {
-        Ok(n) => {
+        Ok(k) => {
+            let last = match &latest {
+                Some(cp) => format!("; last signed checkpoint: {} of {n} events", cp.size),
+                None => "; no checkpoint signed yet".to_owned(),
+            };
             report_ok(
                 json,
                 &summary,
                 None,
                 &format!(
-                    "store {} ({n} recorded checkpoint{} consistent)",
+                    "store {} ({k} recorded checkpoint{} consistent{last})",
                     store.path().display(),
-                    if n == 1 { "" } else { "s" }
+                    if k == 1 { "" } else { "s" }
                 ),
+                Map::from_iter([
+                    ("recorded_checkpoints".to_owned(), Value::from(k)),
+                    (
+                        "last_signed_checkpoint".to_owned(),
+                        latest
+                            .as_ref()
+                            .map_or(Value::Null, |cp| Value::from(cp.size)),
+                    ),
+                ]),
             );
             Ok(())
         }
@@ -897,6 +939,7 @@ fn cmd_verify_file(
                 &report.summary,
                 Some(report.seal.is_some()),
                 &path.display().to_string(),
+                Map::new(),
             );
             Ok(())
         }
@@ -1254,20 +1297,27 @@ pub(crate) fn write_output(out: Option<&Path>, force: bool, bytes: &[u8]) -> Res
     }
 }
 
-fn report_ok(json: bool, s: &accord_core::Summary, sealed: Option<bool>, what: &str) {
+fn report_ok(
+    json: bool,
+    s: &accord_core::Summary,
+    sealed: Option<bool>,
+    what: &str,
+    extra: Map<String, Value>,
+) {
     if json {
-        outln!(
-            "{}",
-            json!({
-                "ok": true,
-                "agent_id": s.agent_id.as_str(),
-                "events": s.events,
-                "head_hash": s.head_hash.to_hex(),
-                "first_timestamp": s.first_timestamp.as_str(),
-                "last_timestamp": s.last_timestamp.as_str(),
-                "sealed": sealed,
-            })
-        );
+        let mut v = json!({
+            "ok": true,
+            "agent_id": s.agent_id.as_str(),
+            "events": s.events,
+            "head_hash": s.head_hash.to_hex(),
+            "first_timestamp": s.first_timestamp.as_str(),
+            "last_timestamp": s.last_timestamp.as_str(),
+            "sealed": sealed,
+        });
+        if let Value::Object(m) = &mut v {
+            m.extend(extra);
+        }
+        outln!("{v}");
     } else {
         let seal = match sealed {
             Some(true) => ", seal valid",

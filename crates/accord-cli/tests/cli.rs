@@ -1463,3 +1463,70 @@ fn hidden_format_characters_are_escaped_in_output() {
         "pay \u{2066}100\u{2069}\u{200B} to \u{E0041}bob"
     );
 }
+
+/// Red-team finding: deleting events.db-wal after a crash silently dropped
+/// committed events and `verify` passed. Each commit is now copied into the
+/// database file before the next one starts, so what a killed writer
+/// acknowledged survives the loss of its WAL.
+#[test]
+fn acknowledged_events_survive_a_lost_wal() {
+    let env = Env::new();
+    env.init();
+    let mut child = env
+        .cmd(&["stamp", "--stdin", "--batch", "10"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..30 {
+        writeln!(stdin, "{{\"type\":\"s\",\"payload\":{{\"i\":{i}}}}}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let db = env.home().join("events.db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_rows(&db) < 31 {
+        assert!(Instant::now() < deadline, "the batches were not committed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Killed while it waits for more input: no clean close, no final
+    // checkpoint by SQLite.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    let _ = fs::remove_file(env.home().join("events.db-wal"));
+    let _ = fs::remove_file(env.home().join("events.db-shm"));
+    let r = json(&env.run(&["verify", "--json"]));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["events"], 31, "{r}");
+}
+
+/// A store rolled back below a checkpoint the agent signed (here an older
+/// copy restored; a lost WAL does the same) takes its own record of that
+/// checkpoint along. The copy kept beside it names the rollback, and the
+/// agent refuses to sign the lost seqs a second time.
+#[test]
+fn a_rollback_below_a_signed_checkpoint_is_named() {
+    let env = Env::new();
+    env.init();
+    ok(&env.run(&["stamp", "a"]));
+    let db = env.home().join("events.db");
+    let old = env.path("old.db");
+    fs::copy(&db, &old).unwrap();
+    for t in ["b", "c"] {
+        ok(&env.run(&["stamp", t]));
+    }
+    ok(&env.run(&["checkpoint"]));
+    let r = json(&env.run(&["verify", "--json"]));
+    assert_eq!(r["last_signed_checkpoint"], 4, "{r}");
+    fs::copy(&old, &db).unwrap();
+    let out = env.run(&["verify", "--json"]);
+    fails(&out, 1, "signed a checkpoint of 4 events");
+    fails(
+        &env.run(&["stamp", "d"]),
+        1,
+        "signed a checkpoint of 4 events",
+    );
+    assert_eq!(count_rows(&db), 2, "no event was signed at a lost seq");
+}

@@ -30,6 +30,12 @@ use crate::{EventStore, Head, SideWrite, StoreError};
 pub const KEY_FILE: &str = "identity.json";
 /// File name of the event store inside a home.
 pub const STORE_FILE: &str = "events.db";
+/// File name of the copy of the largest checkpoint the agent signed (a
+/// signed note), kept beside the store and not in it: a store that lost
+/// events it had committed (a deleted `-wal` file, a restored backup) loses
+/// its record of the checkpoints too, but not this file, so verification
+/// names the rollback and the agent refuses to sign those seqs again.
+pub const LATEST_CHECKPOINT_FILE: &str = "checkpoint.note";
 
 /// Home directory failures.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +159,7 @@ impl Home {
             Ok(store) => Ok(Agent {
                 key,
                 store,
+                dir: self.dir.clone(),
                 verified: None,
             }),
             Err(e) => {
@@ -186,8 +193,19 @@ impl Home {
         Ok(Agent {
             key,
             store,
+            dir: self.dir.clone(),
             verified: None,
         })
+    }
+
+    /// The largest checkpoint the agent at this home signed, from
+    /// [`LATEST_CHECKPOINT_FILE`], checked against its key; `None` when it
+    /// never signed one.
+    pub fn latest_checkpoint(
+        &self,
+        key: &accord_core::PublicKey,
+    ) -> Result<Option<Checkpoint>, HomeError> {
+        latest_checkpoint(&self.dir, key)
     }
 
     /// Opens the store alone (reading does not need the key).
@@ -240,6 +258,7 @@ pub type StampFn<'a> = dyn FnMut(
 pub struct Agent {
     key: Keypair,
     store: SqliteStore,
+    dir: PathBuf,
     verified: Option<Verified>,
 }
 
@@ -432,6 +451,7 @@ impl Agent {
             }
             recorded.push(cp);
         }
+        recorded.extend(latest_checkpoint(&self.dir, self.key.public())?);
         recorded.sort_by_key(|cp| cp.size);
         let mut verifier = ChainVerifier::new(SignatureMode::Batch).expect_agent(agent.clone());
         let mut tree = merkle::Tree::new();
@@ -465,11 +485,7 @@ impl Agent {
             )));
         }
         if let Some(cp) = recorded.last().filter(|cp| cp.size > tree.size()) {
-            return Err(HomeError::Contradiction(format!(
-                "the chain has {} events but this agent signed a checkpoint of size {} earlier: events were removed from the store",
-                tree.size(),
-                cp.size
-            )));
+            return Err(HomeError::Contradiction(rolled_back(tree.size(), cp.size)));
         }
         self.check_stored_tree(&tree)?;
         Ok(Verified {
@@ -553,6 +569,10 @@ impl Agent {
         let agent = self.key.agent_id().clone();
         self.store
             .record_checkpoint(&agent, cp.size, &note.to_bytes())?;
+        let kept = latest_checkpoint(&self.dir, self.key.public())?;
+        if kept.is_none_or(|k| k.size < cp.size) {
+            replace_file(&self.dir.join(LATEST_CHECKPOINT_FILE), &note.to_bytes())?;
+        }
         Ok((cp, note))
     }
 
@@ -878,6 +898,71 @@ pub fn check_recorded(
         }
     }
     Ok(recorded.len())
+}
+
+/// What to say when a chain is shorter than a checkpoint its agent signed.
+fn rolled_back(events: u64, signed: u64) -> String {
+    format!(
+        "the chain has {events} events but this agent signed a checkpoint of {signed} events earlier: events were lost or removed (a deleted events.db-wal after a crash, an older backup restored, or rows deleted); restore the store from a backup or an export that has them"
+    )
+}
+
+/// The checkpoint kept in `dir`'s [`LATEST_CHECKPOINT_FILE`], if any.
+pub fn latest_checkpoint(
+    dir: &Path,
+    key: &accord_core::PublicKey,
+) -> Result<Option<Checkpoint>, HomeError> {
+    let path = dir.join(LATEST_CHECKPOINT_FILE);
+    let bytes = match fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(HomeError::Io(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+        Ok(m) if m.len() > accord_core::note::MAX_NOTE_BYTES as u64 => {
+            return Err(HomeError::Store(StoreError::Corrupt(format!(
+                "{} is larger than a signed note may be",
+                path.display()
+            ))));
+        }
+        Ok(_) => fs::read(&path)
+            .map_err(|e| HomeError::Io(format!("cannot read {}: {e}", path.display())))?,
+    };
+    let (cp, _) = Checkpoint::open(&bytes, key).map_err(|e| {
+        HomeError::Store(StoreError::Corrupt(format!(
+            "{} is not a checkpoint signed by this agent ({e})",
+            path.display()
+        )))
+    })?;
+    Ok(Some(cp))
+}
+
+/// Replaces `path` with `bytes` atomically and durably: written to a
+/// temporary name, synced, renamed over it, and the directory synced.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
+    let io = |e: std::io::Error| HomeError::Io(format!("cannot write {}: {e}", path.display()));
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
 }
 
 /// Now, from the system clock.

@@ -61,7 +61,7 @@ fn benches(c: &mut Criterion) {
     let pair = [a.id().clone(), b.id().clone()];
     g.bench_function("handshake_durable", |bch| {
         bch.iter(|| {
-            let sid = Uuid::new_v4();
+            let sid = accord_store::home::nonce().unwrap();
             a.open_session(sid, &pair).unwrap();
             let p = a.propose(sid, &pair[1], &pair).unwrap();
             let Wire::Response(r) = b.handle(p).unwrap() else {

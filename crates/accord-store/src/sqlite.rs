@@ -1,6 +1,6 @@
 //! SQLite event store (bundled SQLite, WAL, `synchronous=FULL`).
 //!
-//! Schema `accord-sqlite/3` (docs/PROTOCOL.md §7) — events:
+//! Schema `accord-sqlite/3` (docs/STORAGE.md) — events:
 //!
 //! ```sql
 //! CREATE TABLE events (

@@ -155,6 +155,7 @@ fn run(case: &Case, dir: &Path) -> Outcome {
         "signed-object" => check_signed_object(case),
         "bundle" => check_bundle(case),
         "envelope" => check_envelope(case, dir),
+        "stamp" => check_stamp(case),
         other => Err(format!("runner: unknown format {other:?}")),
     }
 }
@@ -489,6 +490,33 @@ fn check_envelope(case: &Case, dir: &Path) -> Outcome {
     Ok(())
 }
 
+/// `stamp`: the bytes are a payload text given to `accord stamp`: the
+/// writer's checks (`event::payload_from_json`, then `Event::sign` as the
+/// event at seq 1 of the chain of `seed`). A payload the writer accepts must
+/// give an event that readers accept (4.1 step 1); when it does not, the
+/// outcome is `unreadable`, which no case expects.
+fn check_stamp(case: &Case) -> Outcome {
+    let key = Keypair::from_seed(&seed_header(case.need("seed")?)?)
+        .map_err(|e| format!("runner: {e}"))?;
+    let payload = accord_core::event::payload_from_json(&case.body).map_err(|e| event_kind(&e))?;
+    let signed = Event {
+        agent_id: key.agent_id().clone(),
+        seq: 1,
+        timestamp: Timestamp::parse("2026-11-24T10:15:03.250000Z").unwrap(),
+        nonce: Uuid::parse_str("22222222-2222-4222-a222-222222222222").unwrap(),
+        event_type: "task.step".into(),
+        payload,
+        prev_hash: Hash32::ZERO,
+        public_key: None,
+    }
+    .sign(&key)
+    .map_err(|e| event_kind(&e))?;
+    match SignedEvent::from_canonical(signed.canonical()) {
+        Ok(_) => Ok(()),
+        Err(_) => Err("unreadable".into()),
+    }
+}
+
 // ---------------------------------------------------------------------
 // Error kinds: the one place where accord-core's errors become the kind
 // strings of the corpus. Where a variant carries only a message (errors
@@ -500,7 +528,7 @@ fn check_envelope(case: &Case, dir: &Path) -> Outcome {
 fn json_text_kind(m: &str) -> Option<&'static str> {
     if m.contains("duplicate key") || m.contains("duplicate field") {
         Some("duplicate-key")
-    } else if m.contains("recursion limit") {
+    } else if m.contains("recursion limit") || m.contains("nesting") || m.contains("nested") {
         Some("depth")
     } else if m.contains("is not an integer; signed documents") {
         Some("float")
@@ -1155,6 +1183,7 @@ fn generate_corpus() {
     gen_receipts(&mut c);
     gen_signed_objects(&mut c);
     gen_channel(&mut c);
+    gen_stamp(&mut c);
 
     let dir = Path::new(CORPUS);
     std::fs::create_dir_all(dir).unwrap();
@@ -1821,6 +1850,39 @@ fn gen_events(c: &mut Corpus) {
     );
 }
 
+/// Event seq 1 of the example chain with a signature that has a small-order
+/// component in R (see [`torsion_signature`]), ground (deterministically, by
+/// the payload) until ed25519-dalek's batch check of exactly the chain's two
+/// signatures accepts it.
+fn torsion_event() -> Vec<u8> {
+    let a = kp(&SEED_A);
+    let two = chain_a(2);
+    let mut found = None;
+    for attempt in 0..64u32 {
+        let unsigned = next_event(
+            &a,
+            &two[0],
+            "2026-11-24T10:15:03.250000Z",
+            0x22,
+            "task.handoff",
+            &format!(r#"{{"attempt":{attempt}}}"#),
+        );
+        let msg = unsigned.signing_message();
+        let sig = torsion_signature(&SEED_A, &msg);
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&a.public().to_bytes()).unwrap();
+        let msgs: [&[u8]; 2] = [&two[0].signing_message(), &msg];
+        let sigs = [
+            *two[0].signature(),
+            ed25519_dalek::Signature::from_bytes(&sig),
+        ];
+        if ed25519_dalek::verify_batch(&msgs, &sigs, &[vk, vk]).is_ok() {
+            found = Some(with_signature(unsigned.canonical(), &sig));
+            break;
+        }
+    }
+    found.expect("no attempt made the batch check accept")
+}
+
 fn gen_exports(c: &mut Corpus) {
     let a = kp(&SEED_A);
     let b = kp(&SEED_B);
@@ -2133,33 +2195,7 @@ fn gen_exports(c: &mut Corpus) {
         "a bad signature at line 2 and a seq gap at line 4: the earlier bad signature is reported first", &[h("line", "2")],
         &join(&[ev[0], &tampered, ev[2], ev[4], &seal_line(&a, 4, ev[4])]));
 
-    // A signature with a small-order component in R (see torsion_signature),
-    // ground (deterministically, by the payload) until ed25519-dalek's
-    // batch check of exactly this chain's two signatures accepts it.
-    let mut found = None;
-    for attempt in 0..64u32 {
-        let unsigned = next_event(
-            &a,
-            &two[0],
-            "2026-11-24T10:15:03.250000Z",
-            0x22,
-            "task.handoff",
-            &format!(r#"{{"attempt":{attempt}}}"#),
-        );
-        let msg = unsigned.signing_message();
-        let sig = torsion_signature(&SEED_A, &msg);
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&a.public().to_bytes()).unwrap();
-        let msgs: [&[u8]; 2] = [&two[0].signing_message(), &msg];
-        let sigs = [
-            *two[0].signature(),
-            ed25519_dalek::Signature::from_bytes(&sig),
-        ];
-        if ed25519_dalek::verify_batch(&msgs, &sigs, &[vk, vk]).is_ok() {
-            found = Some(with_signature(unsigned.canonical(), &sig));
-            break;
-        }
-    }
-    let torsion = found.expect("no attempt made the batch check accept");
+    let torsion = torsion_event();
     let torsion_export = join(&[ev[0], &torsion, &seal_line(&a, 2, &torsion)]);
     c.add("export-bad-small-order-r-strict", f, "signature",
         "event 1's signature has a small-order component in R (its key holder made it): strict verification refuses it", &[h("signature-mode", "strict"), h("line", "2")],
@@ -2333,6 +2369,28 @@ fn gen_archives(c: &mut Corpus) {
         "five events certified with a (validly signed) checkpoint of the first four",
         &[h("line", "8")],
         &archive_of(&a, None, &ev, &ev[..4]),
+    );
+    let torsion = torsion_event();
+    let strict_case = archive_of(&a, Some("planner"), &[ev[0], &torsion], &[ev[0], &torsion]);
+    c.add(
+        "archive-bad-small-order-r-strict",
+        f,
+        "signature",
+        "event 1's signature has a small-order component in R (its key holder made it): strict verification refuses it",
+        &[h("signature-mode", "strict"), h("line", "3")],
+        &strict_case,
+    );
+    c.add(
+        "archive-bad-small-order-r-batch",
+        f,
+        "signature",
+        "event 1's signature has a small-order component in R: batch verification must refuse it too (1.3 is normative)",
+        &[
+            h("known-failure", "batch verification accepts signatures whose R has a small-order component"),
+            h("signature-mode", "batch"),
+            h("line", "3"),
+        ],
+        &strict_case,
     );
     // A certification with a "timestamp" that is not an RFC 3161 token,
     // re-signed by the agent (so only the token is wrong).
@@ -3595,5 +3653,79 @@ fn gen_channel(c: &mut Corpus) {
         "v 2",
         &base,
         &subst(&first, "\"v\":1", "\"v\":2"),
+    );
+}
+
+fn nested_object(levels: usize) -> String {
+    // {"a":{"a":…{}…}}: `levels` objects.
+    format!(
+        "{}{{}}{}",
+        "{\"a\":".repeat(levels - 1),
+        "}".repeat(levels - 1)
+    )
+}
+
+fn gen_stamp(c: &mut Corpus) {
+    let f = "stamp";
+    let seed = [h("seed", hex::encode(SEED_A))];
+    c.add(
+        "stamp-ok-simple",
+        f,
+        "ok",
+        "a payload object with an integer and a string",
+        &seed,
+        br#"{"n":1,"s":"x"}"#,
+    );
+    c.add(
+        "stamp-ok-depth-126",
+        f,
+        "ok",
+        "a payload nested 126 levels: its event is nested 127, the limit",
+        &seed,
+        nested_object(126).as_bytes(),
+    );
+    c.add("stamp-bad-depth-127", f, "depth",
+        "a payload nested 127 levels: readable alone, but its event would be nested 128 levels, beyond the limit, so the writer must refuse it",
+        &[seed[0].clone(), h("known-failure", "the writer accepts the payload and signs an event that no reader can read back (PROTOCOL.md 2: at most 127 levels)")],
+        nested_object(127).as_bytes());
+    c.add(
+        "stamp-bad-depth-128",
+        f,
+        "depth",
+        "a payload nested 128 levels: refused as JSON",
+        &seed,
+        nested_object(128).as_bytes(),
+    );
+    c.add(
+        "stamp-bad-float",
+        f,
+        "float",
+        "a payload with a float",
+        &seed,
+        br#"{"n":0.5}"#,
+    );
+    c.add(
+        "stamp-bad-integer-too-large",
+        f,
+        "number-range",
+        "a payload integer of 2^53",
+        &seed,
+        br#"{"n":9007199254740992}"#,
+    );
+    c.add(
+        "stamp-bad-duplicate-key",
+        f,
+        "duplicate-key",
+        "a payload with a member twice",
+        &seed,
+        br#"{"n":1,"n":2}"#,
+    );
+    c.add(
+        "stamp-bad-not-object",
+        f,
+        "parse",
+        "a payload that is an array",
+        &seed,
+        b"[1]",
     );
 }

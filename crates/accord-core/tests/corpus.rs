@@ -1322,6 +1322,14 @@ fn gen_jcs(c: &mut Corpus) {
         br#"{"a":1e2}"#,
     );
     c.add(
+        "jcs-bad-negative-zero",
+        f,
+        "float",
+        "-0, which section 2 refuses in signed documents (a JSON parser reads it as the double -0.0)",
+        &[],
+        br#"{"a":-0}"#,
+    );
+    c.add(
         "jcs-bad-integer-too-large",
         f,
         "number-range",

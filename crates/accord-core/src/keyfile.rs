@@ -52,10 +52,14 @@ impl KdfParams {
     // Bounds on what a key file may ask for: a hostile file can cost at most
     // 1 GiB and 16 passes (seconds, not hours) per open attempt, and no file
     // is written with parameters weaker than 8 MiB / 1 pass.
-    const MAX_M_COST_KIB: u32 = 1024 * 1024;
-    const MAX_T_COST: u32 = 16;
-    const MAX_P_COST: u32 = 16;
-    const MIN_M_COST_KIB: u32 = 8 * 1024;
+    /// Greatest memory cost, in KiB, a key file may carry.
+    pub const MAX_M_COST_KIB: u32 = 1024 * 1024;
+    /// Greatest pass count.
+    pub const MAX_T_COST: u32 = 16;
+    /// Greatest lane count.
+    pub const MAX_P_COST: u32 = 16;
+    /// Least memory cost, in KiB, read or written.
+    pub const MIN_M_COST_KIB: u32 = 8 * 1024;
 
     /// Whether these parameters are within the bounds every key file must
     /// respect (8 MiB–1 GiB, 1–16 passes, 1–16 lanes).

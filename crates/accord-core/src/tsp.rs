@@ -72,12 +72,12 @@ use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 /// the bound keeps hostile input from costing memory or time.
 pub const MAX_TOKEN_BYTES: usize = 1 << 20;
 /// Largest chain walked from the TSA certificate to an anchor.
-const MAX_CHAIN: usize = 8;
+pub const MAX_CHAIN: usize = 8;
 /// Most anchors plus intermediates a caller may give.
-const MAX_CERTS: usize = 64;
+pub const MAX_CERTS: usize = 64;
 /// Most certificates a token may embed (real ones carry 1 to 4); bounds
 /// the signature checks a hostile token can cause.
-const MAX_EMBEDDED: usize = 16;
+pub const MAX_EMBEDDED: usize = 16;
 /// id-ct-TSTInfo (1.2.840.113549.1.9.16.1.4).
 const ID_CT_TST_INFO: ObjectIdentifier = const_oid::db::rfc3161::ID_CT_TST_INFO;
 const ID_SHA_384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
@@ -89,7 +89,7 @@ const SHA_512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840
 const SECP_256_R_1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const SECP_384_R_1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 /// Smallest RSA modulus accepted, in bits.
-const MIN_RSA_BITS: usize = 2048;
+pub const MIN_RSA_BITS: usize = 2048;
 
 /// Why a time-stamp request, reply or token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -33,8 +33,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod conformance;
 pub mod handoffs;
 pub mod home;
+pub mod memory;
 pub mod participant;
 pub mod sqlite;
 
@@ -43,6 +45,7 @@ use std::ops::ControlFlow;
 use accord_core::{AgentId, EventError, Hash32, SignedEvent};
 
 pub use home::{Agent, Home, HomeError};
+pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 pub use accord_core::Head;

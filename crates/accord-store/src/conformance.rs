@@ -18,9 +18,12 @@ use accord_core::{
 
 use crate::{EventStore, SideWrite, StoreError, TRANSPORT_PREFIX};
 
+/// One named rule and the check that tries to break it.
+type Check = (&'static str, fn(&mut dyn EventStore));
+
 /// Runs every check, each on a store from `fresh`.
 pub fn run<S: EventStore>(fresh: &mut dyn FnMut() -> S) {
-    let checks: &[(&str, fn(&mut dyn EventStore))] = &[
+    let checks: &[Check] = &[
         ("an empty store", empty_store),
         ("appending and reading", append_and_scan),
         (

@@ -13,8 +13,8 @@ use accord_core::hash::Hasher;
 use accord_core::signed::SignedObject;
 use accord_core::{AgentId, Hash32, Map, SignedEvent, Value};
 
-use crate::home::{Agent, HomeError, nonce, now};
-use crate::{SideWrite, StoreError};
+use crate::home::{Agent, HomeError};
+use crate::{EventStore, SideWrite, StoreError};
 
 /// Read buffer for payload hashing: memory stays constant whatever the
 /// payload's size.
@@ -74,7 +74,7 @@ pub struct Refused {
     pub event: SignedEvent,
 }
 
-impl Agent {
+impl<S: EventStore> Agent<S> {
     /// Hands `payload` to `receiver`: hashes it as a stream, signs a receipt
     /// continuing this agent's receipts to that receiver, and records it
     /// (`handoff.sent`). Returns the receipt and the event.
@@ -88,6 +88,7 @@ impl Agent {
             hash_stream(payload).map_err(|e| HomeError::Io(format!("reading the payload: {e}")))?;
         let mut receipt = None;
         let state_key = out_key(receiver);
+        let (handoff_id, timestamp) = (self.nonce()?, self.now()?);
         let events = self.stamp_with_state(&[&state_key], &mut |key, _, state| {
             let (seq, prev) = match &state[0] {
                 Some(b) => {
@@ -97,13 +98,13 @@ impl Agent {
                 None => (1, Hash32::ZERO),
             };
             let r = Receipt {
-                handoff_id: nonce().map_err(|e| StoreError::Io(e.to_string()))?,
+                handoff_id,
                 parent_task_id: parent_task_id.map(str::to_owned),
                 receiver: receiver.clone(),
                 payload_sha256,
                 payload_size,
                 seq,
-                timestamp: now().map_err(|e| StoreError::Io(e.to_string()))?,
+                timestamp: timestamp.clone(),
                 prev_receipt_hash: prev,
             }
             .sign(key);
@@ -154,7 +155,7 @@ impl Agent {
         let state_key = parsed.as_ref().ok().map(|(_, s)| in_key(s));
         let keys: Vec<&str> = state_key.iter().map(String::as_str).collect();
         let mut outcome: Option<Result<Accepted, HandoffError>> = None;
-        let received_at = now()?;
+        let received_at = self.now()?;
         let events = self.stamp_with_state(&keys, &mut |_, _, state| {
             let verdict = match &parsed {
                 Err(e) => Err(e.clone()),
@@ -163,14 +164,14 @@ impl Agent {
                         Some(Some(b)) => Some(decode_last(b)?),
                         _ => None,
                     };
-                    let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
+                    let now = &received_at;
                     handoff::verify(
                         obj.clone(),
                         &Expectation {
                             me: &me,
                             sender: expect_sender,
                             payload: digest,
-                            now: &now,
+                            now,
                             window_micros,
                             last,
                         },

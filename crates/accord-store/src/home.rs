@@ -9,7 +9,7 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use accord_core::archive;
 use accord_core::export::Seal;
@@ -23,6 +23,7 @@ use accord_core::{
 };
 use rand_core::UnwrapErr;
 
+use crate::env::{Env, SystemEnv};
 use crate::sqlite::SqliteStore;
 use crate::{EventStore, Head, SideWrite, StoreError};
 
@@ -159,7 +160,8 @@ impl Home {
             Ok(store) => Ok(Agent {
                 key,
                 store,
-                dir: self.dir.clone(),
+                dir: Some(self.dir.clone()),
+                env: Arc::new(SystemEnv),
                 verified: None,
             }),
             Err(e) => {
@@ -193,7 +195,8 @@ impl Home {
         Ok(Agent {
             key,
             store,
-            dir: self.dir.clone(),
+            dir: Some(self.dir.clone()),
+            env: Arc::new(SystemEnv),
             verified: None,
         })
     }
@@ -254,11 +257,15 @@ pub type StampFn<'a> = dyn FnMut(
     ) -> Result<(Vec<(String, Map<String, Value>)>, Vec<SideWrite>), StoreError>
     + 'a;
 
-/// An opened agent: its key and its store.
-pub struct Agent {
+/// An opened agent: its key, its store, and where its time and randomness
+/// come from.
+pub struct Agent<S: EventStore = SqliteStore> {
     key: Keypair,
-    store: SqliteStore,
-    dir: PathBuf,
+    store: S,
+    /// The home, where the copy of the latest checkpoint is kept; `None`
+    /// for an agent whose store is its only state (e.g. in memory).
+    dir: Option<PathBuf>,
+    env: Arc<dyn Env>,
     verified: Option<Verified>,
 }
 
@@ -272,19 +279,65 @@ struct Verified {
     tree: merkle::Tree,
 }
 
-impl Agent {
+impl<S: EventStore> Agent<S> {
+    /// An agent over a store that already holds its chain (genesis
+    /// included), outside any home directory: no `checkpoint.note` is kept.
+    pub fn with_store(key: Keypair, store: S, env: Arc<dyn Env>) -> Self {
+        Agent {
+            key,
+            store,
+            dir: None,
+            env,
+            verified: None,
+        }
+    }
+
+    /// Starts the chain of `key` in `store` (its genesis event, with
+    /// `name`) and returns the agent over it, outside any home directory.
+    pub fn create_in(
+        key: Keypair,
+        mut store: S,
+        name: Option<&str>,
+        env: Arc<dyn Env>,
+    ) -> Result<Self, HomeError> {
+        let mut payload = Map::new();
+        if let Some(n) = name {
+            payload.insert("name".into(), Value::String(n.to_owned()));
+        }
+        let genesis = Event::genesis(key.public(), env.now()?, env.nonce()?, payload)
+            .sign(&key)
+            .map_err(StoreError::from)?;
+        store.append(&[genesis])?;
+        Ok(Agent::with_store(key, store, env))
+    }
+
+    /// Replaces where the agent's time and randomness come from.
+    pub fn set_env(&mut self, env: Arc<dyn Env>) {
+        self.env = env;
+    }
+
+    /// The current time, from the agent's environment.
+    pub fn now(&self) -> Result<Timestamp, HomeError> {
+        self.env.now()
+    }
+
+    /// A fresh nonce, from the agent's environment.
+    pub fn nonce(&self) -> Result<Uuid, HomeError> {
+        self.env.nonce()
+    }
+
     /// The key pair.
     pub fn key(&self) -> &Keypair {
         &self.key
     }
 
     /// The store.
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &S {
         &self.store
     }
 
     /// The store, to write state that is not derived from the chain.
-    pub fn store_mut(&mut self) -> &mut SqliteStore {
+    pub fn store_mut(&mut self) -> &mut S {
         &mut self.store
     }
 
@@ -335,6 +388,7 @@ impl Agent {
             let verified = self.verified.as_ref().map(|v| v.head.clone());
             let agent = self.key.agent_id().clone();
             let key = &self.key;
+            let env = &self.env;
             let result =
                 self.store.append_with_state(
                     &agent,
@@ -352,11 +406,11 @@ impl Agent {
                             });
                         }
                         let (items, writes) = build(key, head.seq + 1, state)?;
-                        let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
+                        let now = env.now().map_err(|e| StoreError::Io(e.to_string()))?;
                         let mut writer = ChainWriter::new(key, head.clone(), now);
                         let mut out = Vec::with_capacity(items.len());
                         for (event_type, payload) in items {
-                            let nonce = nonce().map_err(|e| StoreError::Io(e.to_string()))?;
+                            let nonce = env.nonce().map_err(|e| StoreError::Io(e.to_string()))?;
                             out.push(writer.append(nonce, event_type, payload)?);
                         }
                         Ok((out, writes))
@@ -437,7 +491,7 @@ impl Agent {
 
     fn verify_all(&self, progress: &mut dyn FnMut(u64)) -> Result<Verified, HomeError> {
         let agent = self.key.agent_id().clone();
-        self.store.quick_check()?;
+        self.store.integrity_check()?;
         let mut recorded = Vec::new();
         for (size, note) in self.store.checkpoints(&agent)? {
             let (cp, _) = Checkpoint::open(&note, self.key.public()).map_err(|e| {
@@ -451,7 +505,9 @@ impl Agent {
             }
             recorded.push(cp);
         }
-        recorded.extend(latest_checkpoint(&self.dir, self.key.public())?);
+        if let Some(dir) = &self.dir {
+            recorded.extend(latest_checkpoint(dir, self.key.public())?);
+        }
         recorded.sort_by_key(|cp| cp.size);
         let mut verifier = ChainVerifier::new(SignatureMode::Batch).expect_agent(agent.clone());
         let mut tree = merkle::Tree::new();
@@ -569,9 +625,11 @@ impl Agent {
         let agent = self.key.agent_id().clone();
         self.store
             .record_checkpoint(&agent, cp.size, &note.to_bytes())?;
-        let kept = latest_checkpoint(&self.dir, self.key.public())?;
-        if kept.is_none_or(|k| k.size < cp.size) {
-            replace_file(&self.dir.join(LATEST_CHECKPOINT_FILE), &note.to_bytes())?;
+        if let Some(dir) = &self.dir {
+            let kept = latest_checkpoint(dir, self.key.public())?;
+            if kept.is_none_or(|k| k.size < cp.size) {
+                replace_file(&dir.join(LATEST_CHECKPOINT_FILE), &note.to_bytes())?;
+            }
         }
         Ok((cp, note))
     }
@@ -668,7 +726,7 @@ impl Agent {
             agent_id: agent.clone(),
             count: tree.size(),
             head_hash: head.hash,
-            exported_at: now()?,
+            exported_at: self.env.now()?,
         };
         emit(&seal.sign(&self.key), &mut digest)?;
         // The archive is signed over the bytes read here; they must be the
@@ -691,7 +749,7 @@ impl Agent {
             &self.key,
             &digest.finish(),
             &note,
-            &now()?,
+            &self.env.now()?,
             token.as_deref(),
         );
         out.write_all(&cert)
@@ -720,7 +778,7 @@ impl Agent {
         };
         // An export is signed (its seal), so it is verified as it is read:
         // an agent never vouches for a chain that does not verify.
-        self.store.quick_check()?;
+        self.store.integrity_check()?;
         let mut verifier = ChainVerifier::new(SignatureMode::Batch).expect_agent(agent.clone());
         let mut failure = None;
         // Export exactly up to the head read above, even if appends continue.
@@ -755,7 +813,7 @@ impl Agent {
             agent_id: agent,
             count,
             head_hash: last.hash(),
-            exported_at: now()?,
+            exported_at: self.env.now()?,
         };
         out.write_all(&seal.sign(&self.key))
             .and_then(|_| out.write_all(b"\n"))
@@ -967,21 +1025,17 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), HomeError> {
 
 /// Now, from the system clock.
 pub fn now() -> Result<Timestamp, HomeError> {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| HomeError::Io("system clock is before 1970".into()))?
-        .as_micros();
-    Timestamp::from_unix_micros(micros as i64).map_err(|e| HomeError::Io(e.to_string()))
+    SystemEnv.now()
 }
 
 /// A fresh UUIDv4 from the operating system's RNG.
 pub fn nonce() -> Result<Uuid, HomeError> {
-    Ok(uuid::Builder::from_random_bytes(random()?).into_uuid())
+    SystemEnv.nonce()
 }
 
 fn random<const N: usize>() -> Result<[u8; N], HomeError> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| HomeError::Random(e.to_string()))?;
+    SystemEnv.fill_random(&mut b)?;
     Ok(b)
 }
 

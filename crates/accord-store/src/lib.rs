@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+pub mod env;
 pub mod handoffs;
 pub mod home;
 pub mod memory;
@@ -44,6 +45,7 @@ use std::ops::ControlFlow;
 
 use accord_core::{AgentId, EventError, Hash32, SignedEvent};
 
+pub use env::{Env, ManualEnv, SystemEnv};
 pub use home::{Agent, Home, HomeError};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
@@ -246,6 +248,29 @@ pub trait EventStore {
 
     /// All recorded checkpoints of `agent`, by size.
     fn checkpoints(&self, agent: &AgentId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// The id of `agent`'s latest quarantine entry holding `item`, received
+    /// at `received_at`.
+    fn quarantine_id(
+        &self,
+        agent: &AgentId,
+        received_at: &str,
+        item: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .quarantined(agent)?
+            .iter()
+            .rev()
+            .find(|q| q.received_at == received_at && q.item == item)
+            .map(|q| q.id))
+    }
+
+    /// Checks the storage itself (below the chain's rules), e.g. SQLite's
+    /// page-level consistency; an agent runs it before it first writes.
+    /// Stores with nothing to check accept.
+    fn integrity_check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Checks that `events` continue a chain whose head is `head`.

@@ -19,7 +19,8 @@ use accord_core::signed::SignedObject;
 use accord_core::{AgentId, Hash32, Map, PublicKey, SignedEvent, Uuid, Value, jcs};
 use serde::{Deserialize, Serialize};
 
-use crate::home::{Agent, HomeError, nonce, now};
+use crate::home::{Agent, HomeError};
+use crate::sqlite::SqliteStore;
 use crate::{EventStore, SideWrite, StoreError};
 
 /// Largest wire message, in bytes of JSON text.
@@ -244,8 +245,8 @@ pub struct Stamped {
 }
 
 /// One agent taking part in sessions.
-pub struct Participant {
-    agent: Agent,
+pub struct Participant<S: EventStore = SqliteStore> {
+    agent: Agent<S>,
     capabilities: Vec<String>,
     max_skew: i64,
     /// Proposals sent, by (session, peer).
@@ -259,9 +260,9 @@ pub struct Participant {
     keys: HashMap<String, PublicKey>,
 }
 
-impl Participant {
+impl<S: EventStore> Participant<S> {
     /// Wraps an opened agent; `capabilities` are those it offers.
-    pub fn new(agent: Agent, capabilities: Vec<String>) -> Self {
+    pub fn new(agent: Agent<S>, capabilities: Vec<String>) -> Self {
         Participant {
             agent,
             capabilities,
@@ -286,17 +287,17 @@ impl Participant {
     }
 
     /// The agent.
-    pub fn agent(&self) -> &Agent {
+    pub fn agent(&self) -> &Agent<S> {
         &self.agent
     }
 
     /// The agent, mutably (e.g. to keep transport state in its store).
-    pub fn agent_mut(&mut self) -> &mut Agent {
+    pub fn agent_mut(&mut self) -> &mut Agent<S> {
         &mut self.agent
     }
 
     /// Gives the agent back.
-    pub fn into_agent(self) -> Agent {
+    pub fn into_agent(self) -> Agent<S> {
         self.agent
     }
 
@@ -315,6 +316,7 @@ impl Participant {
         let skey = session_key(&session_id);
         let names: Vec<String> = participants.iter().map(|a| a.to_string()).collect();
         let mut already_open = false;
+        let started = self.agent.now()?.unix_micros();
         let result = self.agent.stamp_with_state(&[&skey], &mut |_, _, state| {
             if state[0].is_some() {
                 // Already open: nothing to record. An empty batch is refused
@@ -327,7 +329,7 @@ impl Participant {
                     SESSION_START_EVENT.to_owned(),
                     start_payload(&session_id, &names),
                 )],
-                vec![encode(skey.clone(), &new_session(&names)?)],
+                vec![encode(skey.clone(), &new_session(&names, started))],
             ))
         });
         match result {
@@ -351,8 +353,8 @@ impl Participant {
                 to: peer,
                 participants,
                 capabilities: &self.capabilities,
-                nonce: nonce()?,
-                timestamp: now()?,
+                nonce: self.agent.nonce()?,
+                timestamp: self.agent.now()?,
             },
         );
         self.proposed.insert((session_id, peer.clone()), p.clone());
@@ -374,9 +376,13 @@ impl Participant {
                 ))
             })?
             .clone();
-        let resp =
-            session::check_response(response.canonical(), &proposal, &now()?, self.max_skew)?;
-        let confirm = session::confirm(self.agent.key(), &resp, &now()?);
+        let resp = session::check_response(
+            response.canonical(),
+            &proposal,
+            &self.agent.now()?,
+            self.max_skew,
+        )?;
+        let confirm = session::confirm(self.agent.key(), &resp, &self.agent.now()?);
         let payload = session::handshake_payload(
             Role::Initiator,
             &resp.key,
@@ -407,6 +413,7 @@ impl Participant {
         if let Some((k, _)) = &seen_k {
             keys.push(k);
         }
+        let started = self.agent.now()?.unix_micros();
         self.agent.stamp_with_state(&keys, &mut |_, _, state| {
             if state.get(2).is_some_and(Option::is_some) {
                 return Err(StoreError::Invalid(
@@ -428,7 +435,7 @@ impl Participant {
                     SESSION_START_EVENT.to_owned(),
                     start_payload(&sid, participants),
                 ));
-                writes.push(encode(skey.clone(), &new_session(participants)?));
+                writes.push(encode(skey.clone(), &new_session(participants, started)));
             }
             items.push((HANDSHAKE_EVENT.to_owned(), payload.clone()));
             writes.push(encode(
@@ -473,7 +480,7 @@ impl Participant {
 
     fn on_proposal(&mut self, p: &SignedObject) -> Result<Wire, ParticipantError> {
         let me = self.id().clone();
-        let now_ts = now()?;
+        let now_ts = self.agent.now()?;
         let proposal = session::check_proposal(p.canonical(), &me, &now_ts, self.max_skew)?;
         if let Some(allowed) = &self.allowed
             && !allowed.contains(&proposal.from)
@@ -513,7 +520,12 @@ impl Participant {
         {
             return Err(SessionError::Replay(session::PROPOSAL).into());
         }
-        let response = session::respond(self.agent.key(), &proposal, &self.capabilities, &now()?);
+        let response = session::respond(
+            self.agent.key(),
+            &proposal,
+            &self.capabilities,
+            &self.agent.now()?,
+        );
         self.answered
             .insert(pending, (proposal, response.clone(), now_ts.unix_micros()));
         Ok(Wire::Response(response))
@@ -541,8 +553,13 @@ impl Participant {
                 ))
             },
         )?;
-        let confirm =
-            session::check_confirm(c.canonical(), &proposal, &response, &now()?, self.max_skew)?;
+        let confirm = session::check_confirm(
+            c.canonical(),
+            &proposal,
+            &response,
+            &self.agent.now()?,
+            self.max_skew,
+        )?;
         let capabilities = response.strings("capabilities").unwrap_or_default();
         let payload = session::handshake_payload(
             Role::Responder,
@@ -626,7 +643,7 @@ impl Participant {
             payload_hash: session::payload_hash(&data),
             order: state.sent + 1,
         };
-        let request = d.request(self.agent.key(), &now()?);
+        let request = d.request(self.agent.key(), &self.agent.now()?);
         Ok(Wire::Interaction { request, data })
     }
 
@@ -649,6 +666,7 @@ impl Participant {
         let pkey = peer_key(&d.session_id, &d.initiator);
         let skey = session_key(&d.session_id);
         let mut checked = None;
+        let now = self.agent.now()?;
         let events = self
             .agent
             .stamp_with_state(&[&pkey, &skey], &mut |_, seq, state| {
@@ -662,7 +680,6 @@ impl Participant {
                         d.session_id
                     )));
                 }
-                let now = now().map_err(|e| StoreError::Io(e.to_string()))?;
                 let req = match session::check_request(
                     request.canonical(),
                     &data,
@@ -708,7 +725,13 @@ impl Participant {
             (None, Ok(_)) => return Err(HomeError::Io("the request was not checked".into()).into()),
         };
         let (req, ev) = req;
-        let cs = session::countersign(self.agent.key(), &req, ev.seq(), &ev.hash(), &now()?);
+        let cs = session::countersign(
+            self.agent.key(),
+            &req,
+            ev.seq(),
+            &ev.hash(),
+            &self.agent.now()?,
+        );
         Ok(Wire::Countersign(cs))
     }
 
@@ -780,7 +803,13 @@ impl Participant {
             ))
             .into());
         }
-        let cs = session::countersign(self.agent.key(), &req, ev.seq(), &ev.hash(), &now()?);
+        let cs = session::countersign(
+            self.agent.key(),
+            &req,
+            ev.seq(),
+            &ev.hash(),
+            &self.agent.now()?,
+        );
         Ok(Wire::Countersign(cs))
     }
 
@@ -848,7 +877,7 @@ impl Participant {
         peers: &[AgentId],
     ) -> Result<Vec<(AgentId, Wire)>, ParticipantError> {
         self.record_end(session_id)?;
-        let now = now()?;
+        let now = self.agent.now()?;
         Ok(peers
             .iter()
             .map(|p| {
@@ -865,14 +894,20 @@ impl Participant {
         let from = notice.agent_id("from").map_err(SessionError::from)?;
         let (_, key) = self.peer(&sid, &from)?;
         let me = self.id().clone();
-        session::check_end(notice.canonical(), &me, &key, &now()?, self.max_skew)?;
+        session::check_end(
+            notice.canonical(),
+            &me,
+            &key,
+            &self.agent.now()?,
+            self.max_skew,
+        )?;
         self.record_end(sid)?;
         Ok(Wire::Ack)
     }
 
     fn record_end(&mut self, sid: Uuid) -> Result<(), ParticipantError> {
         let skey = session_key(&sid);
-        let now_ts = now()?;
+        let now_ts = self.agent.now()?;
         let mut already = false;
         let result = self.agent.stamp_with_state(&[&skey], &mut |_, _, state| {
             let mut sess: SessionState = decode(&state[0])?.ok_or_else(|| {
@@ -947,37 +982,39 @@ fn start_payload(sid: &Uuid, participants: &[String]) -> Map<String, Value> {
     p
 }
 
-fn new_session(participants: &[String]) -> Result<SessionState, StoreError> {
-    Ok(SessionState {
-        started_micros: now()
-            .map_err(|e| StoreError::Io(e.to_string()))?
-            .unix_micros(),
+fn new_session(participants: &[String], started_micros: i64) -> SessionState {
+    SessionState {
+        started_micros,
         participants: participants.to_vec(),
         interactions: 0,
         ended: false,
-    })
+    }
 }
 
 /// N participants in one process, talking through direct calls (the
 /// in-process transport). Every message still goes through [`Wire`]
 /// encoding, so this runs exactly what a network transport runs.
-pub struct Session {
+pub struct Session<S: EventStore = SqliteStore> {
     id: Uuid,
-    members: Vec<Participant>,
+    members: Vec<Participant<S>>,
 }
 
-fn relay(to: &mut Participant, msg: &Wire) -> Result<Wire, ParticipantError> {
+fn relay<S: EventStore>(to: &mut Participant<S>, msg: &Wire) -> Result<Wire, ParticipantError> {
     let line = msg.to_line();
     let parsed = Wire::parse(&line).map_err(ParticipantError::Unexpected)?;
     let reply = to.handle(parsed)?;
     Wire::parse(&reply.to_line()).map_err(ParticipantError::Unexpected)
 }
 
-impl Session {
+impl<S: EventStore> Session<S> {
     /// Starts a session: records `session.start` in every chain, then runs
     /// the N(N−1)/2 pairwise handshakes (lower index initiates).
-    pub fn start(mut members: Vec<Participant>) -> Result<Session, ParticipantError> {
-        let id = nonce()?;
+    pub fn start(mut members: Vec<Participant<S>>) -> Result<Self, ParticipantError> {
+        let id = members
+            .first()
+            .ok_or_else(|| ParticipantError::Input("a session needs members".into()))?
+            .agent
+            .nonce()?;
         let ids: Vec<AgentId> = members.iter().map(|m| m.id().clone()).collect();
         for m in members.iter_mut() {
             m.open_session(id, &ids)?;
@@ -1003,7 +1040,7 @@ impl Session {
     }
 
     /// The participants.
-    pub fn members(&self) -> &[Participant] {
+    pub fn members(&self) -> &[Participant<S>] {
         &self.members
     }
 
@@ -1039,7 +1076,7 @@ impl Session {
     }
 
     /// Records `session.end` in every chain and returns the participants.
-    pub fn end(mut self) -> Result<Vec<Participant>, ParticipantError> {
+    pub fn end(mut self) -> Result<Vec<Participant<S>>, ParticipantError> {
         for m in self.members.iter_mut() {
             m.record_end(self.id)?;
         }

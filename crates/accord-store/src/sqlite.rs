@@ -248,23 +248,6 @@ impl SqliteStore {
         }
     }
 
-    /// The quarantine entry of `agent` holding `item`, received at
-    /// `received_at` (the latest, should the same bytes be quarantined twice
-    /// in one microsecond).
-    pub fn quarantine_id(
-        &self,
-        agent: &AgentId,
-        received_at: &str,
-        item: &[u8],
-    ) -> Result<Option<u64>, StoreError> {
-        let id: Option<i64> = self.conn.query_row(
-            "SELECT MAX(id) FROM quarantine WHERE agent_id = ?1 AND received_at = ?2 AND item = ?3",
-            params![agent.as_str(), received_at, item],
-            |r| r.get(0),
-        )?;
-        Ok(id.map(|i| i as u64))
-    }
-
     /// Number of events in `agent`'s chain.
     pub fn len(&self, agent: &AgentId) -> Result<u64, StoreError> {
         Ok(self.head(agent)?.map_or(0, |h| h.seq + 1))
@@ -505,6 +488,27 @@ impl EventStore for SqliteStore {
             Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn integrity_check(&self) -> Result<(), StoreError> {
+        self.quick_check()
+    }
+
+    /// The quarantine entry of `agent` holding `item`, received at
+    /// `received_at` (the latest, should the same bytes be quarantined twice
+    /// in one microsecond).
+    fn quarantine_id(
+        &self,
+        agent: &AgentId,
+        received_at: &str,
+        item: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
+        let id: Option<i64> = self.conn.query_row(
+            "SELECT MAX(id) FROM quarantine WHERE agent_id = ?1 AND received_at = ?2 AND item = ?3",
+            params![agent.as_str(), received_at, item],
+            |r| r.get(0),
+        )?;
+        Ok(id.map(|i| i as u64))
     }
 
     fn agents(&self) -> Result<Vec<AgentId>, StoreError> {

@@ -1533,3 +1533,22 @@ fn a_rollback_below_a_signed_checkpoint_is_named() {
     );
     assert_eq!(count_rows(&db), 2, "no event was signed at a lost seq");
 }
+
+/// A payload nested 127 levels was accepted, and its event (128 levels)
+/// bricked the agent: export, verify and every later stamp failed. The
+/// writer refuses it, and the chain stays usable.
+#[test]
+fn a_payload_too_deep_for_its_event_is_refused_at_stamp() {
+    let env = Env::new();
+    env.init();
+    let nest = |n: usize| format!("{}{}", "{\"a\":".repeat(n - 1) + "{", "}".repeat(n));
+    ok(&env.run(&["stamp", "deep", "--payload", &nest(126)]));
+    let o = env.run(&["stamp", "deeper", "--payload", &nest(127)]);
+    fails(&o, 3, "at most 126");
+    ok(&env.run(&["stamp", "after"]));
+    let r = json(&env.run(&["verify", "--json"]));
+    assert_eq!(r["events"], 3, "{r}");
+    let out = env.path("x.jsonl");
+    ok(&env.run(&["export", "--out", out.to_str().unwrap()]));
+    ok(&env.run(&["verify", out.to_str().unwrap()]));
+}

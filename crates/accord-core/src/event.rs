@@ -169,6 +169,16 @@ impl Event {
                 "genesis prev_hash must be 64 zeros".into(),
             ));
         }
+        // The event object is one level itself: a payload that fits the
+        // limit alone can still make an event no reader accepts.
+        let levels = self.payload.values().map(jcs::depth).max().unwrap_or(0) + 1;
+        if levels >= jcs::MAX_DEPTH {
+            return Err(EventError::Payload(format!(
+                "the payload is nested {levels}+ levels; an event may be nested at most {} levels, so its payload at most {} (PROTOCOL.md 2)",
+                jcs::MAX_DEPTH,
+                jcs::MAX_DEPTH - 1
+            )));
+        }
         for v in self.payload.values() {
             jcs::check_signable(v).map_err(|e| EventError::Payload(e.to_string()))?;
         }

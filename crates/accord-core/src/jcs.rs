@@ -49,9 +49,34 @@ pub enum JcsError {
     },
 }
 
+/// Most levels of nesting of objects and arrays in any JSON text Accord
+/// reads (serde_json's recursion limit of 128 counts the outermost call).
+pub const MAX_DEPTH: usize = 127;
+
+/// Levels of nesting of objects and arrays in `v` (a scalar is 0), counted
+/// only up to `MAX_DEPTH + 1`: enough to tell whether `v` is within the
+/// limit, without recursion, whatever the depth of a value built in memory.
+pub fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Object(m) => Box::new(m.values()),
+            Value::Array(a) => Box::new(a.iter()),
+            _ => continue,
+        };
+        deepest = deepest.max(level);
+        if level > MAX_DEPTH {
+            break;
+        }
+        stack.extend(children.map(|c| (c, level + 1)));
+    }
+    deepest
+}
+
 /// Parses JSON text strictly: valid UTF-8 JSON per RFC 8259, no duplicate
-/// keys, nothing but whitespace after the value, at most 127 levels of
-/// nesting (serde_json's recursion limit of 128 counts the outermost call).
+/// keys, nothing but whitespace after the value, at most [`MAX_DEPTH`]
+/// levels of nesting.
 pub fn parse(text: &[u8]) -> Result<Value, JcsError> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let value = StrictValue
@@ -350,6 +375,22 @@ mod tests {
             canon("[5e-324, 1.7976931348623157e308, 0.1, 100, -1.5]"),
             "[5e-324,1.7976931348623157e+308,0.1,100,-1.5]"
         );
+    }
+
+    #[test]
+    fn depth_is_counted_without_recursion() {
+        let mut v = Value::from(1);
+        assert_eq!(depth(&v), 0);
+        for _ in 0..1_000 {
+            v = Value::Array(vec![v]);
+        }
+        assert_eq!(depth(&v), MAX_DEPTH + 1, "counting stops past the limit");
+        assert_eq!(depth(&serde_json::json!({"a": [1, {"b": {}}], "c": 2})), 4);
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(depth(&parse(deep.as_bytes()).unwrap()), MAX_DEPTH);
+        let deeper = format!("[{deep}]");
+        assert!(parse(deeper.as_bytes()).is_err());
+        std::mem::forget(v); // dropping deep values recurses
     }
 
     #[test]

@@ -1,9 +1,23 @@
-//! RFC 3161 time-stamp tokens: requests, replies and offline verification.
+//! Accord time-stamps: RFC 3161 time-stamp tokens (requests, replies and
+//! offline verification) with the CMS SignedData and X.509 certificate path
+//! building they need, kept out of `accord-core` so that verifiers that need
+//! no timestamps do not compile RSA, P-256/384, CMS and X.509.
 //!
-//! Sans-I/O like the rest of the core: the caller brings the nonce (from its
-//! own RNG), sends the request, and hands the reply back. Verification needs
-//! no clock either: every certificate is checked at the token's own
-//! `genTime`, which is what a time-stamp asserts.
+//! Sans-I/O like the core: no network, no files, no clock, no RNG. The
+//! caller brings the nonce (from its own RNG), sends the request, and hands
+//! the reply back. Verification needs no clock either: the time it checks
+//! against comes in with the token, as its own `genTime` (what a time-stamp
+//! asserts), and every certificate is checked at that time.
+//!
+//! Limits: inputs of at most [`MAX_TOKEN_BYTES`]; at most [`MAX_EMBEDDED`]
+//! certificates embedded in a token, [`MAX_CERTS`] anchors and
+//! intermediates from the caller, chains of at most [`MAX_CHAIN`]
+//! certificates; RSA keys of at least [`MIN_RSA_BITS`] bits. Revocation
+//! (CRL, OCSP) is not checked.
+//!
+//! [`archive`] plugs the token check into `accord-core`'s certified-archive
+//! verifier ([`accord_core::archive::TimestampCheck`]); the dependency runs
+//! this way only (core never depends on this crate).
 //!
 //! [`verify_token`] checks, in this order (each failure is its own
 //! [`TspError`] variant):
@@ -49,6 +63,11 @@
 //! The RFC 3161 structures themselves are declared here with `der`'s derive
 //! because `x509-tsp` 0.1 is built on the previous generation (`der` 0.7,
 //! `cms` 0.2) and does not compile together with `cms` 0.3.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod archive;
 
 use std::fmt;
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! RFC 3161 parsing and verification over arbitrary bytes, as a token, as a
 //! reply, as a request and as trust anchors: never panics.
 #![no_main]
-use accord_core::archive;
-use accord_core::tsp::{self, Imprint, Nonce, Trust};
+use accord_tsp::archive;
+use accord_tsp::{self as tsp, Imprint, Nonce, Trust};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -162,7 +162,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
     agent.certify(&mut BufWriter::new(&mut archive), &mut |_| {})?;
     let certify_time = t.elapsed();
     let t = Instant::now();
-    let mut av = accord_core::archive::ArchiveVerifier::new(SignatureMode::Batch);
+    let mut av = accord_tsp::archive::ArchiveTimestamps::new().verifier(SignatureMode::Batch);
     for line in archive.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         av.push_line(line)
             .map_err(|e| CliError::new(Code::VerifyFailed, e.to_string()))?;

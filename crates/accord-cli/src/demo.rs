@@ -5,7 +5,6 @@ use std::fs;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use accord_core::archive::ArchiveVerifier;
 use accord_core::audit::Severity;
 use accord_core::handoff;
 use accord_core::keyfile::KdfParams;
@@ -14,6 +13,7 @@ use accord_core::{AgentId, Map, SignatureMode, Value};
 use accord_core::{SignedEvent, proof};
 use accord_store::participant::{Participant, Session};
 use accord_store::{Agent, EventStore, Home};
+use accord_tsp::archive::ArchiveTimestamps;
 use serde_json::json;
 
 use crate::exit::{CliError, Code};
@@ -255,7 +255,7 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
     outln!("\n9. Certify the planner's log into one archive and verify it offline");
     let mut archive = Vec::new();
     agent.certify(&mut archive, &mut |_| {})?;
-    let mut v = ArchiveVerifier::new(SignatureMode::Batch);
+    let mut v = ArchiveTimestamps::new().verifier(SignatureMode::Batch);
     let checked = archive
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())

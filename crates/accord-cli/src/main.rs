@@ -29,6 +29,7 @@ use accord_core::merkle::Nodes;
 use accord_core::{AgentId, Map, SignatureMode, SignedEvent, Value, event, jcs, note, proof};
 use accord_store::home::{self, verify_store};
 use accord_store::{EventStore, Home};
+use accord_tsp::archive::ArchiveTimestamps;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -951,15 +952,12 @@ fn verify_archive<R: io::BufRead>(
     mut lines: input::Lines<R>,
     header: &[u8],
     mode: SignatureMode,
-    trust: Option<accord_core::tsp::Trust>,
+    trust: Option<accord_tsp::Trust>,
     json: bool,
     path: &Path,
 ) -> Result<(), CliError> {
     let anchored = trust.is_some();
-    let mut v = ArchiveVerifier::new(mode);
-    if let Some(t) = trust {
-        v = v.with_tsa_trust(t);
-    }
+    let mut v = ArchiveTimestamps::with_optional_trust(trust).verifier(mode);
     let progress = spinner("verifying archive");
     let fail = |e: String| -> Result<(), CliError> { report_failure_msg(json, None, None, &e) };
     if let Err(e) = v.push_line(header) {

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use accord_core::tsp::{self, ChainStatus, Imprint, Nonce, TokenReport, Trust, TspError};
+use accord_tsp::{self as tsp, ChainStatus, Imprint, Nonce, TokenReport, Trust, TspError};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -260,7 +260,7 @@ impl<'a> Stamper<'a> {
     /// Requests and verifies a token over SHA-256 of `note` (the exact
     /// checkpoint bytes the certification carries).
     pub fn ask(&mut self, note: &[u8]) -> Result<Vec<u8>, String> {
-        let imprint = accord_core::archive::timestamp_imprint(note);
+        let imprint = accord_tsp::archive::timestamp_imprint(note);
         match tsa::request(self.url, &imprint, &self.trust) {
             Ok((token, report)) => {
                 self.report = Some(report);

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::exit::{CliError, Code};
-use accord_core::tsp::{self, Imprint, Nonce, TokenReport, Trust};
+use accord_tsp::{self as tsp, Imprint, Nonce, TokenReport, Trust};
 
 /// Largest reply read from a TSA.
 pub const MAX_REPLY_BYTES: u64 = tsp::MAX_TOKEN_BYTES as u64;

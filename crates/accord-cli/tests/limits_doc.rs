@@ -8,8 +8,9 @@ const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md")
 
 fn code_limits() -> BTreeMap<&'static str, u128> {
     use accord_core::keyfile::KdfParams;
-    use accord_core::{channel, event, handoff, identity, jcs, note, proof, session, signed, tsp};
+    use accord_core::{channel, event, handoff, identity, jcs, note, proof, session, signed};
     use accord_store::participant;
+    use accord_tsp as tsp;
     let i = |v: i64| u128::try_from(v).expect("limits are positive");
     BTreeMap::from([
         ("MAX_EVENT_BYTES", event::MAX_EVENT_BYTES as u128),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use accord_core::tsp::{self, Imprint, Trust};
+use accord_tsp::{self as tsp, Imprint, Trust};
 use serde_json::Value;
 
 // ---------------------------------------------------------------- helpers

@@ -21,6 +21,15 @@
 //! `checkpoint` string (the signed note, UTF-8, final `\n` included). Both
 //! the note and the token sit inside the certification the agent signs, so
 //! a changed byte in either breaks that signature as well.
+//!
+//! The token itself is checked through [`TimestampCheck`], which the
+//! `accord-tsp` crate implements (`accord_tsp::archive`), so that the core
+//! compiles no CMS, X.509 or RSA. An [`ArchiveVerifier`] without one refuses
+//! any archive that carries a token ([`NoTimestampCheck`]): an archive it
+//! accepts never has an unchecked timestamp.
+
+use std::convert::Infallible;
+use std::fmt;
 
 use ed25519_dalek::Signature;
 use serde_json::{Map, Value};
@@ -33,12 +42,50 @@ use crate::jcs;
 use crate::merkle::{self, Tree};
 use crate::note::{Checkpoint, Note};
 use crate::timestamp::Timestamp;
-use crate::tsp::{self, Imprint, TokenReport, Trust};
 
 /// `format` of the header line.
 pub const ARCHIVE_FORMAT: &str = "accord-archive/1";
 /// `format` of the certification line.
 pub const CERTIFICATION_FORMAT: &str = "accord-certification/1";
+/// Most bytes an archive's decoded `timestamp` may have; equal to
+/// `accord_tsp::MAX_TOKEN_BYTES` (a test there checks it).
+pub const MAX_TIMESTAMP_BYTES: usize = 1 << 20;
+
+/// Checks the RFC 3161 token of an archive's certification; `accord-tsp`
+/// implements it (`accord_tsp::archive::ArchiveTimestamps`).
+pub trait TimestampCheck {
+    /// What a verified token reports.
+    type Report;
+    /// Why a token was refused; the verifier reports it as
+    /// "line N: certification: RFC 3161 timestamp: {error}".
+    type Error: fmt::Display;
+
+    /// Verifies `token` (DER, at most [`MAX_TIMESTAMP_BYTES`]) as a
+    /// time-stamp, without a nonce, over the SHA-256 `digest` of the
+    /// checkpoint note's bytes ([`timestamp_digest`]).
+    fn check(&self, token: &[u8], digest: &Hash32) -> Result<Self::Report, Self::Error>;
+}
+
+/// The [`TimestampCheck`] of [`ArchiveVerifier::new`]: no RFC 3161 verifier
+/// is built in, so every token is refused (an archive without one verifies).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTimestampCheck;
+
+/// Why [`NoTimestampCheck`] refused a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not checked: this verifier has no RFC 3161 token checker (accord-tsp's accord_tsp::archive provides one)"
+)]
+pub struct TimestampNotChecked;
+
+impl TimestampCheck for NoTimestampCheck {
+    type Report = Infallible;
+    type Error = TimestampNotChecked;
+
+    fn check(&self, _token: &[u8], _digest: &Hash32) -> Result<Infallible, TimestampNotChecked> {
+        Err(TimestampNotChecked)
+    }
+}
 
 /// Why an archive does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,14 +134,15 @@ pub fn certification_line(
     certification_line_with_timestamp(key, digest, checkpoint, certified_at, None)
 }
 
-/// The imprint an archive's RFC 3161 token must carry: SHA-256 of the
-/// checkpoint note's bytes exactly as the certification line carries them.
-pub fn timestamp_imprint(checkpoint_note: &[u8]) -> Imprint {
-    Imprint::sha256(Hash32::of(checkpoint_note).0)
+/// The digest an archive's RFC 3161 token must carry as its (SHA-256)
+/// message imprint: SHA-256 of the checkpoint note's bytes exactly as the
+/// certification line carries them.
+pub fn timestamp_digest(checkpoint_note: &[u8]) -> Hash32 {
+    Hash32::of(checkpoint_note)
 }
 
 /// [`certification_line`] with an optional RFC 3161 token (DER) over
-/// [`timestamp_imprint`] of the checkpoint; the token is covered by the
+/// [`timestamp_digest`] of the checkpoint; the token is covered by the
 /// certification signature.
 pub fn certification_line_with_timestamp(
     key: &Keypair,
@@ -121,9 +169,10 @@ pub fn certification_line_with_timestamp(
     jcs::to_vec(&Value::Object(m))
 }
 
-/// What a verified archive holds.
+/// What a verified archive holds; `T` is the report of the verifier's
+/// [`TimestampCheck`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchiveReport {
+pub struct ArchiveReport<T = Infallible> {
     /// The chain inside (with its seal).
     pub export: ExportReport,
     /// The agent's name from the header.
@@ -133,13 +182,14 @@ pub struct ArchiveReport {
     /// When the agent certified the archive (its own claim).
     pub certified_at: Timestamp,
     /// The RFC 3161 time-stamp over the checkpoint, when the archive has
-    /// one (verified; see [`TokenReport::chain`] for whether the TSA was
-    /// chained to a trust anchor).
-    pub timestamp: Option<TokenReport>,
+    /// one (verified by the [`TimestampCheck`]; with `accord-tsp`'s, its
+    /// report says whether the TSA was chained to a trust anchor).
+    pub timestamp: Option<T>,
 }
 
-/// Verifies an archive line by line (lines without their `\n`).
-pub struct ArchiveVerifier {
+/// Verifies an archive line by line (lines without their `\n`); `C`
+/// checks its RFC 3161 token, if it has one.
+pub struct ArchiveVerifier<C: TimestampCheck = NoTimestampCheck> {
     line: u64,
     key: Option<PublicKey>,
     name: Option<String>,
@@ -147,33 +197,17 @@ pub struct ArchiveVerifier {
     sealed: bool,
     tree: Tree,
     digest: Hasher,
-    certified: Option<(Checkpoint, Timestamp, Option<TokenReport>)>,
+    certified: Option<(Checkpoint, Timestamp, Option<C::Report>)>,
     mode: SignatureMode,
-    tsa_trust: Option<Trust>,
+    timestamp_check: C,
 }
 
 impl ArchiveVerifier {
-    /// A verifier.
+    /// A verifier without an RFC 3161 token checker: archives that carry a
+    /// token are refused ([`NoTimestampCheck`]); see
+    /// [`ArchiveVerifier::with_timestamp_check`].
     pub fn new(mode: SignatureMode) -> Self {
-        ArchiveVerifier {
-            line: 0,
-            key: None,
-            name: None,
-            export: None,
-            sealed: false,
-            tree: Tree::new(),
-            digest: Hasher::new(),
-            certified: None,
-            mode,
-            tsa_trust: None,
-        }
-    }
-
-    /// Checks an archive's RFC 3161 token against these trust anchors too
-    /// (without them, everything but the TSA's chain is checked).
-    pub fn with_tsa_trust(mut self, trust: Trust) -> Self {
-        self.tsa_trust = Some(trust);
-        self
+        ArchiveVerifier::with_timestamp_check(mode, NoTimestampCheck)
     }
 
     /// Whether `first_line` is an archive header (to tell archives from
@@ -187,6 +221,26 @@ impl ArchiveVerifier {
                     .map(|f| f == ARCHIVE_FORMAT)
             })
             .unwrap_or(false)
+    }
+}
+
+impl<C: TimestampCheck> ArchiveVerifier<C> {
+    /// A verifier that checks the archive's RFC 3161 token, if it has one,
+    /// with `check` (`accord_tsp::archive::ArchiveTimestamps`, with or
+    /// without trust anchors).
+    pub fn with_timestamp_check(mode: SignatureMode, check: C) -> Self {
+        ArchiveVerifier {
+            line: 0,
+            key: None,
+            name: None,
+            export: None,
+            sealed: false,
+            tree: Tree::new(),
+            digest: Hasher::new(),
+            certified: None,
+            mode,
+            timestamp_check: check,
+        }
     }
 
     /// Events accepted so far.
@@ -305,13 +359,10 @@ impl ArchiveVerifier {
                     .get("checkpoint")
                     .and_then(Value::as_str)
                     .ok_or_else(|| bad("missing checkpoint".into()))?;
-                let report = tsp::verify_token(
-                    &token,
-                    &timestamp_imprint(note.as_bytes()),
-                    None,
-                    self.tsa_trust.as_ref(),
-                )
-                .map_err(|e| bad(format!("RFC 3161 timestamp: {e}")))?;
+                let report = self
+                    .timestamp_check
+                    .check(&token, &timestamp_digest(note.as_bytes()))
+                    .map_err(|e| bad(format!("RFC 3161 timestamp: {e}")))?;
                 Some(report)
             }
         };
@@ -350,7 +401,7 @@ impl ArchiveVerifier {
     }
 
     /// Finishes: the certification line must have been seen.
-    pub fn finish(self) -> Result<ArchiveReport, ArchiveError> {
+    pub fn finish(self) -> Result<ArchiveReport<C::Report>, ArchiveError> {
         let (checkpoint, certified_at, timestamp) =
             self.certified.ok_or(ArchiveError::Truncated)?;
         let export = self
@@ -372,7 +423,7 @@ impl ArchiveVerifier {
 /// bytes (so the signed line has one form) and more than a token may be.
 fn decode_b64_token(s: &str) -> Option<Vec<u8>> {
     use base64::Engine;
-    if s.len() > tsp::MAX_TOKEN_BYTES.div_ceil(3) * 4 {
+    if s.len() > MAX_TIMESTAMP_BYTES.div_ceil(3) * 4 {
         return None;
     }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -399,6 +450,7 @@ mod tests {
     use super::*;
     use crate::event::Event;
     use crate::export::Seal;
+    use sha2::{Digest, Sha256};
 
     /// A one-event archive whose certification carries `timestamp` as the
     /// raw JSON value given (or none).
@@ -497,8 +549,19 @@ mod tests {
     fn the_imprint_is_sha256_of_the_note_bytes() {
         let note = b"origin\n1\nroot\n\n\xe2\x80\x94 sig\n";
         assert_eq!(
-            timestamp_imprint(note).digest(),
-            Hash32::of(note).0.as_slice()
+            timestamp_digest(note).0,
+            <[u8; 32]>::from(Sha256::digest(note))
+        );
+    }
+
+    #[test]
+    fn without_a_checker_a_token_is_refused() {
+        let e = verify(&archive(Some(encode_b64(b"any bytes").into())))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "line 4: certification: RFC 3161 timestamp: not checked: this verifier has no RFC 3161 token checker (accord-tsp's accord_tsp::archive provides one)"
         );
     }
 }

@@ -25,7 +25,6 @@ pub mod proof;
 pub mod session;
 pub mod signed;
 pub mod timestamp;
-pub mod tsp;
 
 pub use chain::{ChainVerifier, ChainWriter, Failure, Head, Reason, SignatureMode, Summary};
 pub use event::{Event, EventError, SignedEvent};

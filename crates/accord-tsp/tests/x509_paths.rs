@@ -1,5 +1,5 @@
 //! Path validation of the X.509 chain builder behind RFC 3161 token
-//! verification (`accord_core::tsp`, docs/PROTOCOL.md 12.6.3 steps 6–7), in
+//! verification (`accord_tsp`, docs/PROTOCOL.md 12.6.3 steps 6–7), in
 //! the style of x509-limbo: each case is a small PKI, a time-stamp token
 //! signed under its TSA certificate, the trust anchors, and the outcome.
 //!
@@ -10,15 +10,15 @@
 //! (2030-01-01T00:00:00Z), signed with `openssl cms -sign -cades`, so the
 //! outcome never depends on the clock: validity is checked at genTime.
 //!
-//! Self-contained on purpose (the tsp module may move to its own crate):
-//! only tsp's public API, `std` and `openssl`. Without openssl the test
-//! says so and passes, except under CI (`CI=true`).
+//! Self-contained on purpose: only accord-tsp's public API, `std` and
+//! `openssl`. Without openssl the test says so and passes, except under CI
+//! (`CI=true`).
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use accord_core::tsp::{self, ChainStatus, Imprint, Trust, TspError};
+use accord_tsp::{self as tsp, ChainStatus, Imprint, Trust, TspError};
 
 const GEN_TIME: &str = "20300101000000Z";
 /// Validity that contains GEN_TIME.

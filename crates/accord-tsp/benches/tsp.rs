@@ -1,13 +1,13 @@
 //! RFC 3161 token verification (`tsp::verify_token`, trust anchor given):
 //! ECDSA P-256 and RSA-3072 TSAs made with `openssl ts` at bench start.
 //!
-//! `cargo bench -p accord-core --bench tsp` (needs the `openssl` command).
+//! `cargo bench -p accord-tsp --bench tsp` (needs the `openssl` command).
 
 use std::hint::black_box;
 use std::path::Path;
 use std::process::Command;
 
-use accord_core::tsp::{self, HashAlg, Imprint, Trust};
+use accord_tsp::{self as tsp, HashAlg, Imprint, Trust};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn openssl(dir: &Path, args: &[&str]) {

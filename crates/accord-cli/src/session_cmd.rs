@@ -1,7 +1,7 @@
 //! `accord session serve|open|stamp|end` and `accord external`: co-signed
 //! sessions between agents in separate processes, over TCP on loopback
 //! (or any address given). Each message is one JSON line
-//! ([`Wire`](accord_store::participant::Wire)); every request gets exactly
+//! ([`Wire`]); every request gets exactly
 //! one reply line, an error included.
 
 use std::io::{BufReader, Read, Write};

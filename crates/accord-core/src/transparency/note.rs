@@ -52,7 +52,7 @@ pub enum NoteError {
     BadSignature(String),
 }
 
-/// SHA-256(name ‖ 0x0A ‖ type ‖ public key)[:4], the signed-note key ID.
+/// SHA-256(name ‖ 0x0A ‖ type ‖ public key)\[:4\], the signed-note key ID.
 pub fn key_id(name: &str, sig_type: u8, key: &PublicKey) -> [u8; 4] {
     let mut buf = Vec::with_capacity(name.len() + 34);
     buf.extend_from_slice(name.as_bytes());

@@ -12,6 +12,9 @@
 //! pending batch is settled, so the failure named is always the first bad
 //! event in chain order.
 
+pub mod event;
+pub mod export;
+
 use std::collections::HashMap;
 use std::fmt;
 

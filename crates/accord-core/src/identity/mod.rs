@@ -1,5 +1,7 @@
 //! Agent identity: Ed25519 keys, the derived `agent_id` and the fingerprint.
 
+pub mod keyfile;
+
 use std::fmt;
 
 use base64::Engine;

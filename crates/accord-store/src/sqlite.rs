@@ -110,6 +110,13 @@ CREATE TRIGGER merkle_no_delete BEFORE DELETE ON merkle
     BEGIN SELECT RAISE(ABORT, 'accord tree nodes are append-only'); END;
 ";
 
+/// How long a writer waits for the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the checkpoint after a commit waits for readers of an older
+/// snapshot.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(250);
+
 /// The SQLite-backed [`EventStore`].
 pub struct SqliteStore {
     conn: Connection,
@@ -209,7 +216,7 @@ impl SqliteStore {
         // FULL: every commit is fsynced, so an acknowledged append survives a
         // power cut; batches amortise the sync.
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
-        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(SqliteStore {
             conn,
             path: path.to_owned(),
@@ -221,13 +228,17 @@ impl SqliteStore {
     /// durable once in the WAL, but until it is copied a lost or deleted
     /// `-wal` file (after a crash, or a copy of the `.db` alone) takes it
     /// with it; doing this after each commit keeps that window to the time
-    /// between the commit and this call. A checkpoint that cannot finish
-    /// (a reader holds old pages) is retried after the next commit, so its
-    /// failure is not an error.
+    /// between the commit and this call. `FULL` waits for readers still on
+    /// an older snapshot (a passive checkpoint would skip the frames they
+    /// hold and leave the last commit in the WAL), but only briefly: a long
+    /// reader must not stall the writer, so after `CHECKPOINT_WAIT` the rest
+    /// is left for the next commit (or SQLite's checkpoint on close).
     fn checkpoint_wal(&self) {
+        let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
         let _ = self
             .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
     }
 
     /// The store's file.

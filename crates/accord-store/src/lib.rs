@@ -36,6 +36,7 @@
 pub mod handoffs;
 pub mod home;
 pub mod participant;
+pub mod schema;
 pub mod sqlite;
 
 use std::ops::ControlFlow;

@@ -237,11 +237,7 @@ fn hub_db_is_created_versioned_and_an_unversioned_one_upgraded() {
 #[test]
 fn foreign_and_newer_hub_dbs_are_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    let open = |p: &Path| {
-        HubCore::open(p.parent(), Limits::default())
-            .err()
-            .expect("refused")
-    };
+    let open = |p: &Path| HubCore::open(p.parent(), Limits::default()).expect_err("refused");
     for (name, make, newer) in [
         (
             "channel-in-hub",

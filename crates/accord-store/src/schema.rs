@@ -1,5 +1,7 @@
-//! Versioned SQLite files: the identification and upgrade routine shared by
-//! Accord's databases (`events.db`, `channel.db`, `hub.db`).
+//! Versioned SQLite files: one identification and upgrade routine for the
+//! databases next to the event store (`channel.db`, `hub.db`, in
+//! `accord-net`), following the rules `events.db` follows
+//! ([`crate::sqlite`]; docs/STORAGE.md "Versioned open").
 //!
 //! Each database names itself with SQLite's `application_id` (a 4-byte
 //! ASCII tag, big-endian at byte offset 68 of the file) and its schema

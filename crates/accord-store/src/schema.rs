@@ -98,6 +98,7 @@ pub type Upgrade<'a> = &'a dyn Fn(&Connection, i32) -> Result<(), UpgradeError>;
 
 /// Why an [`Upgrade`] step did not upgrade.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum UpgradeError {
     /// The file is not this kind of database (the reason is shown).
     NotOurs(String),
@@ -140,6 +141,7 @@ impl std::fmt::Debug for Schema<'_> {
 
 /// What [`migrate`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Opened {
     /// The file was new (or empty): the schema was created.
     Created,

@@ -107,6 +107,9 @@ impl From<NetError> for CliError {
             NetError::Channel(_) => Code::VerifyFailed,
             NetError::PeerNotFound(_) | NetError::NoHub | NetError::Input(_) => Code::Input,
             NetError::Home(h) => crate::exit::home_code(h),
+            // channel.db or hub.db of another program or a newer Accord:
+            // a storage problem, as for events.db.
+            NetError::Schema(_) => Code::Store,
             _ => Code::Io,
         };
         CliError::new(code, e.to_string())

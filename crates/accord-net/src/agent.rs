@@ -17,9 +17,10 @@ use tokio::sync::mpsc;
 
 use crate::channel_db::{CHANNEL_DB, ChannelDb, SEQ_BLOCK};
 use crate::client::{Delivery, HubClient};
+use crate::clock::{self, SharedClock};
 use crate::hub::LocalHub;
 use crate::recorder::Recorder;
-use crate::{NetError, now_ms, random};
+use crate::{NetError, random};
 
 /// Event type recorded in the chain for a message this agent sent.
 pub const SENT_EVENT: &str = "message_sent";
@@ -127,6 +128,9 @@ const LIVE_IDLE_MS: u64 = 10 * 60 * 1000;
 
 struct Inner {
     key: Keypair,
+    /// Every time-dependent decision (bundle validity and rotation,
+    /// session age, idleness, purges, stored times) reads this clock.
+    clock: SharedClock,
     home: PathBuf,
     db: Mutex<ChannelDb>,
     /// Pinned keys already read, so a message does not pay for decoding and
@@ -196,34 +200,61 @@ impl std::fmt::Debug for Agent {
 }
 
 impl Agent {
-    /// Creates a new agent in `dir` (see `accord init`) and opens it.
+    /// Creates a new agent in `dir` (see `accord init`) and opens it, on
+    /// the system clock.
     pub fn init(
         dir: &Path,
         name: Option<&str>,
         passphrase: Option<&[u8]>,
         options: AgentOptions,
     ) -> Result<Agent, NetError> {
+        Self::init_with_clock(dir, name, passphrase, options, clock::system())
+    }
+
+    /// [`Agent::init`] on the given wall clock (a
+    /// [`ManualClock`](crate::ManualClock) in tests and simulations).
+    /// The chain's event timestamps are the store's business and still come
+    /// from the system clock.
+    pub fn init_with_clock(
+        dir: &Path,
+        name: Option<&str>,
+        passphrase: Option<&[u8]>,
+        options: AgentOptions,
+        clock: SharedClock,
+    ) -> Result<Agent, NetError> {
         let home = Home::new(dir);
         let store_agent = home.init(name, passphrase, KdfParams::DEFAULT)?;
-        Self::from_store(&home, store_agent, options)
+        Self::from_store(&home, store_agent, options, clock)
     }
 
     /// Opens the agent in `dir` (persistent keys: the same identity and
-    /// fingerprint every time), decrypting its key with `passphrase`.
+    /// fingerprint every time), decrypting its key with `passphrase`, on the
+    /// system clock.
     pub fn open(
         dir: &Path,
         passphrase: Option<&[u8]>,
         options: AgentOptions,
     ) -> Result<Agent, NetError> {
+        Self::open_with_clock(dir, passphrase, options, clock::system())
+    }
+
+    /// [`Agent::open`] on the given wall clock.
+    pub fn open_with_clock(
+        dir: &Path,
+        passphrase: Option<&[u8]>,
+        options: AgentOptions,
+        clock: SharedClock,
+    ) -> Result<Agent, NetError> {
         let home = Home::new(dir);
         let store_agent = home.open(passphrase)?;
-        Self::from_store(&home, store_agent, options)
+        Self::from_store(&home, store_agent, options, clock)
     }
 
     fn from_store(
         home: &Home,
         store_agent: accord_store::Agent,
         options: AgentOptions,
+        clock: SharedClock,
     ) -> Result<Agent, NetError> {
         let key = Keypair::from_seed(&store_agent.key().seed())
             .map_err(|e| NetError::Io(e.to_string()))?;
@@ -236,6 +267,7 @@ impl Agent {
         Ok(Agent {
             inner: Arc::new(Inner {
                 key,
+                clock,
                 home: home.dir().to_owned(),
                 db: Mutex::new(db),
                 pins: Mutex::new(HashMap::new()),
@@ -255,6 +287,15 @@ impl Agent {
                 rejected: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// The wall clock the agent decides by.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
     }
 
     /// The agent's id.
@@ -281,7 +322,7 @@ impl Agent {
     /// signed), rotating the exchange key when it is due. Share it for
     /// peer-to-peer use ([`Agent::connect_with_bundle`]).
     pub fn public_bundle(&self) -> Result<Bundle, NetError> {
-        let (_, bundle) = lock(&self.inner.db).current_exchange(&self.inner.key, now_ms())?;
+        let (_, bundle) = lock(&self.inner.db).current_exchange(&self.inner.key, self.now_ms())?;
         Ok(bundle)
     }
 
@@ -435,7 +476,7 @@ impl Agent {
         text: &str,
         payload: Map<String, Value>,
     ) -> Result<(Envelope, SignedMessage), NetError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let session_id = self.session_for(to, now).await?;
         let draft = Draft {
             id: uuid::Builder::from_random_bytes(random()?).into_uuid(),
@@ -482,7 +523,7 @@ impl Agent {
                 Live {
                     session: s,
                     reserved,
-                    used: now_ms(),
+                    used: self.now_ms(),
                 },
             );
         }
@@ -606,13 +647,13 @@ impl Agent {
     /// `send` does it when needed). Returns the session id.
     pub async fn connect(&self, peer: &str) -> Result<String, NetError> {
         let peer = parse_agent(peer)?;
-        self.session_for(&peer, now_ms()).await
+        self.session_for(&peer, self.now_ms()).await
     }
 
     /// Peer to peer, without a hub: verifies and pins a bundle obtained
     /// out of band. Returns the peer's id.
     pub fn connect_with_bundle(&self, bundle: &[u8]) -> Result<AgentId, NetError> {
-        let b = self.accept_bundle(bundle, now_ms())?;
+        let b = self.accept_bundle(bundle, self.now_ms())?;
         Ok(b.agent_id().clone())
     }
 
@@ -641,7 +682,7 @@ impl Agent {
         let key = PublicKey::from_b64(key).map_err(|e| NetError::Input(e.to_string()))?;
         lock(&self.inner.sessions).retain(|_, l| l.session.peer() != &peer);
         lock(&self.inner.sending).remove(&peer);
-        lock(&self.inner.db).repin(&peer, &key, now_ms())?;
+        lock(&self.inner.db).repin(&peer, &key, self.now_ms())?;
         lock(&self.inner.pins).insert(peer, key);
         Ok(())
     }
@@ -716,7 +757,7 @@ impl Agent {
         let bytes = hub.get_bundle(peer.as_str()).await?;
         // Only the identity key is needed here: a bundle that expired while
         // the peer was offline still proves it (signed, id derived from it).
-        let b = self.accept_bundle_inner(&bytes, now_ms(), false)?;
+        let b = self.accept_bundle_inner(&bytes, self.now_ms(), false)?;
         if b.agent_id() != peer {
             return Err(NetError::AuthenticationFailed(format!(
                 "asked the hub for {peer}'s bundle and got {}'s",
@@ -734,7 +775,7 @@ impl Agent {
         &self,
         envelopes: Vec<Result<Envelope, NetError>>,
     ) -> Result<Vec<Result<SignedMessage, NetError>>, NetError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut out = Vec::with_capacity(envelopes.len());
         let mut windows = Vec::new();
         let mut sessions = lock(&self.inner.sessions);
@@ -893,7 +934,7 @@ async fn refresh_bundle(weak: Weak<Inner>, client: Arc<HubClient>, mut published
         };
         let agent = Agent { inner };
         // An idle agent drops idle session keys from memory too.
-        agent.trim(&mut lock(&agent.inner.sessions), now_ms());
+        agent.trim(&mut lock(&agent.inner.sessions), agent.now_ms());
         match agent.public_bundle() {
             Ok(b) if b.to_bytes() != published.as_slice() => {
                 match client.register(&agent.inner.key, &b).await {

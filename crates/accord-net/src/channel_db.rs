@@ -10,6 +10,8 @@ use accord_core::channel::{AtRestKey, Bundle, ExchangeSecret, ReplayWindow, Role
 use accord_core::{AgentId, Keypair, PublicKey, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use accord_store::schema;
+
 use crate::{NetError, random};
 
 /// File name inside the agent's home.
@@ -38,6 +40,99 @@ pub const TOMBSTONE_MS: u64 = BUNDLE_LIFETIME_MS + GRACE_MS + 24 * 3600 * 1000;
 /// counter is written once per block, never reused after a crash.
 pub const SEQ_BLOCK: u64 = 256;
 
+/// SQLite `application_id` of `channel.db`: ASCII "ACCC" (0x41434343).
+pub const CHANNEL_APPLICATION_ID: i32 = schema::tag(b"ACCC");
+/// Schema version of `channel.db` (`PRAGMA user_version`). Version 1 is
+/// the schema below; files from before versioning (version 0, no
+/// application id) are recognised by their tables and stamped on open.
+pub const CHANNEL_SCHEMA_VERSION: i32 = 1;
+
+/// The schema at [`CHANNEL_SCHEMA_VERSION`]. `IF NOT EXISTS` because the
+/// same statements also complete an unversioned file (which an older build
+/// may have made without `tombstones`).
+const CHANNEL_DDL: &str = "
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS exchange_keys (
+    id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
+    secret BLOB NOT NULL, bundle BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS pins (
+    agent_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, pinned_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS peer_bundles (agent_id TEXT PRIMARY KEY, bundle BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY, peer TEXT NOT NULL, role TEXT NOT NULL,
+    state BLOB NOT NULL, created_ms INTEGER NOT NULL, used_ms INTEGER NOT NULL,
+    send_reserved INTEGER NOT NULL, win_top INTEGER NOT NULL, win_bitmap INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS current (peer TEXT PRIMARY KEY, session_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstones (session_id TEXT PRIMARY KEY, until_ms INTEGER NOT NULL);
+";
+
+/// The `meta.format` value of every `channel.db`.
+const CHANNEL_FORMAT: &str = "accord-channel-db/1";
+
+const CHANNEL_SCHEMA: schema::Schema<'static> = schema::Schema {
+    kind: "Accord channel database",
+    application_id: CHANNEL_APPLICATION_ID,
+    version: CHANNEL_SCHEMA_VERSION,
+    create: CHANNEL_DDL,
+    upgrade: &upgrade_channel_db,
+};
+
+/// Upgrades to [`CHANNEL_SCHEMA_VERSION`]. Only version 0 exists below it:
+/// a file of this crate from before versioning, recognised by its tables
+/// and its `meta.format` (a foreign unversioned database is refused, not
+/// stamped). Its schema is the current one, so the step only adds what an
+/// older build may not have made.
+fn upgrade_channel_db(conn: &Connection, from: i32) -> Result<(), schema::UpgradeError> {
+    if from != 0 {
+        return Err(schema::UpgradeError::NotOurs(format!(
+            "unknown schema version {from}"
+        )));
+    }
+    let tables: [(&str, &[&str]); 6] = [
+        ("meta", &["k", "v"]),
+        (
+            "exchange_keys",
+            &["id", "created_ms", "expires_ms", "secret", "bundle"],
+        ),
+        ("pins", &["agent_id", "public_key", "pinned_ms"]),
+        ("peer_bundles", &["agent_id", "bundle"]),
+        (
+            "sessions",
+            &[
+                "session_id",
+                "peer",
+                "role",
+                "state",
+                "created_ms",
+                "used_ms",
+                "send_reserved",
+                "win_top",
+                "win_bitmap",
+            ],
+        ),
+        ("current", &["peer", "session_id"]),
+    ];
+    for (t, cols) in tables {
+        if !schema::has_table(conn, t, cols)? {
+            return Err(schema::UpgradeError::NotOurs(format!(
+                "unversioned SQLite database without the channel table {t}"
+            )));
+        }
+    }
+    let format: Option<String> = conn
+        .query_row("SELECT v FROM meta WHERE k = 'format'", [], |r| r.get(0))
+        .optional()?;
+    if let Some(f) = format
+        && f != CHANNEL_FORMAT
+    {
+        return Err(schema::UpgradeError::NotOurs(format!(
+            "meta format {f:?}, expected {CHANNEL_FORMAT:?}"
+        )));
+    }
+    conn.execute_batch(CHANNEL_DDL)?;
+    Ok(())
+}
+
 /// The agent-side channel database.
 pub struct ChannelDb {
     conn: Connection,
@@ -50,26 +145,20 @@ fn ts(ms: u64) -> Result<Timestamp, NetError> {
 }
 
 impl ChannelDb {
-    /// Opens or creates the database at `path` for the agent whose key is `key`.
+    /// Opens or creates the database at `path` for the agent whose key is
+    /// `key`. A file of another program, of a newer Accord, or of another
+    /// agent is refused ([`NetError::Schema`], [`NetError::Db`]); the first
+    /// two are left untouched. A file from before `channel.db` was
+    /// versioned is recognised by its tables and stamped (see
+    /// [`CHANNEL_APPLICATION_ID`]).
     pub fn open(path: &Path, key: &Keypair) -> Result<ChannelDb, NetError> {
-        let conn = Connection::open(path)?;
+        let (conn, _) = schema::open(path, &CHANNEL_SCHEMA)?;
+        // After the version check: `journal_mode=WAL` writes the header,
+        // and a refused file must stay as it was.
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
-             PRAGMA secure_delete=ON;
-             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS exchange_keys (
-                 id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
-                 secret BLOB NOT NULL, bundle BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS pins (
-                 agent_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, pinned_ms INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS peer_bundles (agent_id TEXT PRIMARY KEY, bundle BLOB NOT NULL);
-             CREATE TABLE IF NOT EXISTS sessions (
-                 session_id TEXT PRIMARY KEY, peer TEXT NOT NULL, role TEXT NOT NULL,
-                 state BLOB NOT NULL, created_ms INTEGER NOT NULL, used_ms INTEGER NOT NULL,
-                 send_reserved INTEGER NOT NULL, win_top INTEGER NOT NULL, win_bitmap INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS current (peer TEXT PRIMARY KEY, session_id TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS tombstones (session_id TEXT PRIMARY KEY, until_ms INTEGER NOT NULL);",
+             PRAGMA secure_delete=ON;",
         )?;
         let owner: Option<String> = conn
             .query_row("SELECT v FROM meta WHERE k = 'agent_id'", [], |r| r.get(0))
@@ -85,8 +174,8 @@ impl ChannelDb {
             Some(_) => {}
             None => {
                 conn.execute(
-                    "INSERT INTO meta (k, v) VALUES ('format', 'accord-channel-db/1'), ('agent_id', ?1)",
-                    [key.agent_id().as_str()],
+                    "INSERT INTO meta (k, v) VALUES ('format', ?1), ('agent_id', ?2)",
+                    params![CHANNEL_FORMAT, key.agent_id().as_str()],
                 )?;
             }
         }

@@ -10,20 +10,23 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use accord_core::channel::{Bundle, Envelope};
 use accord_core::{AgentId, Map, Signature, Timestamp, Value, jcs};
+use accord_store::schema;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
+use crate::clock::{self, SharedClock};
 use crate::frame::{self, FrameError, MAX_FRAME};
-use crate::{NetError, now_ms, random};
+use crate::{NetError, random};
 
 /// The protocol name `hello` returns.
 pub const HUB_PROTOCOL: &str = "accord-hub/1";
@@ -31,6 +34,75 @@ pub const HUB_PROTOCOL: &str = "accord-hub/1";
 pub const AUTH_FORMAT: &str = "accord-hub-auth/1";
 /// File name of the hub's database inside `--data DIR`.
 pub const HUB_DB: &str = "hub.db";
+/// SQLite `application_id` of `hub.db`: ASCII "ACCH" (0x41434348).
+pub const HUB_APPLICATION_ID: i32 = schema::tag(b"ACCH");
+/// Schema version of `hub.db` (`PRAGMA user_version`). Version 1 is the
+/// schema below; files from before versioning (version 0, no application
+/// id) are recognised by their tables and stamped on open.
+pub const HUB_SCHEMA_VERSION: i32 = 1;
+
+/// The schema at [`HUB_SCHEMA_VERSION`]; `IF NOT EXISTS` so the same
+/// statements also complete an unversioned file.
+const HUB_DDL: &str = "
+CREATE TABLE IF NOT EXISTS agents (
+    agent_id TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL,
+    bundle BLOB NOT NULL,
+    created TEXT NOT NULL,
+    registered_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS queue (
+    qid INTEGER PRIMARY KEY AUTOINCREMENT,
+    to_agent TEXT NOT NULL,
+    from_agent TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    received_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS queue_to ON queue(to_agent, qid);
+";
+
+const HUB_SCHEMA: schema::Schema<'static> = schema::Schema {
+    kind: "Accord hub database",
+    application_id: HUB_APPLICATION_ID,
+    version: HUB_SCHEMA_VERSION,
+    create: HUB_DDL,
+    upgrade: &upgrade_hub_db,
+};
+
+/// Upgrades to [`HUB_SCHEMA_VERSION`]. Only version 0 exists below it: a
+/// hub database from before versioning, recognised by its two tables (a
+/// foreign unversioned database is refused, not stamped); its schema is
+/// the current one.
+fn upgrade_hub_db(conn: &Connection, from: i32) -> Result<(), schema::UpgradeError> {
+    if from != 0 {
+        return Err(schema::UpgradeError::NotOurs(format!(
+            "unknown schema version {from}"
+        )));
+    }
+    let tables: [(&str, &[&str]); 2] = [
+        (
+            "agents",
+            &[
+                "agent_id",
+                "public_key",
+                "bundle",
+                "created",
+                "registered_ms",
+            ],
+        ),
+        (
+            "queue",
+            &["qid", "to_agent", "from_agent", "envelope", "received_ms"],
+        ),
+    ];
+    for (t, cols) in tables {
+        if !schema::has_table(conn, t, cols)? {
+            return Err(schema::UpgradeError::NotOurs(format!(
+                "unversioned SQLite database without the hub table {t}"
+            )));
+        }
+    }
+    conn.execute_batch(HUB_DDL)?;
+    Ok(())
+}
 /// Most envelopes pushed to one connection and not yet acknowledged; the
 /// hub waits for acks beyond that, so a slow receiver bounds its own queue.
 pub const MAX_UNACKED: u64 = 1024;
@@ -122,9 +194,13 @@ pub struct HubCore {
     db: Mutex<Connection>,
     queued: Mutex<HashMap<String, u64>>,
     online: Mutex<HashMap<String, Online>>,
-    connections: AtomicUsize,
+    /// Connections open now; a watch so monitors and tests can await a
+    /// change instead of polling.
+    connections: watch::Sender<usize>,
     next_conn: AtomicU64,
     limits: Limits,
+    /// Wall clock for bundle validity at registration and stored times.
+    clock: SharedClock,
     /// Activity counters.
     pub counters: Counters,
 }
@@ -139,35 +215,39 @@ impl std::fmt::Debug for HubCore {
 
 impl HubCore {
     /// Opens (or creates) the hub's database in `data_dir`, or an in-memory
-    /// one when `None`.
+    /// one when `None`, on the system clock. A `hub.db` of another program
+    /// or of a newer Accord is refused and left untouched
+    /// ([`NetError::Schema`]).
     pub fn open(data_dir: Option<&Path>, limits: Limits) -> Result<HubCore, NetError> {
+        Self::open_with_clock(data_dir, limits, clock::system())
+    }
+
+    /// [`HubCore::open`] on the given wall clock (a
+    /// [`ManualClock`](crate::ManualClock) in tests and simulations).
+    pub fn open_with_clock(
+        data_dir: Option<&Path>,
+        limits: Limits,
+        clock: SharedClock,
+    ) -> Result<HubCore, NetError> {
         let conn = match data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| NetError::Io(format!("cannot create {}: {e}", dir.display())))?;
-                Connection::open(dir.join(HUB_DB))?
+                schema::open(&dir.join(HUB_DB), &HUB_SCHEMA)?.0
             }
-            None => Connection::open_in_memory()?,
+            None => {
+                let conn = Connection::open_in_memory()?;
+                schema::migrate(&conn, Path::new(":memory:"), &HUB_SCHEMA)?;
+                conn
+            }
         };
         // WAL + NORMAL: a committed envelope survives a crash or restart of
         // the hub process; a power loss may lose the last commits
-        // (docs/SECURITY.md).
+        // (docs/SECURITY.md). Set after the version check, which must not
+        // write to a refused file.
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS agents (
-                 agent_id TEXT PRIMARY KEY,
-                 public_key TEXT NOT NULL,
-                 bundle BLOB NOT NULL,
-                 created TEXT NOT NULL,
-                 registered_ms INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS queue (
-                 qid INTEGER PRIMARY KEY AUTOINCREMENT,
-                 to_agent TEXT NOT NULL,
-                 from_agent TEXT NOT NULL,
-                 envelope BLOB NOT NULL,
-                 received_ms INTEGER NOT NULL);
-             CREATE INDEX IF NOT EXISTS queue_to ON queue(to_agent, qid);",
+             PRAGMA synchronous=NORMAL;",
         )?;
         let mut queued = HashMap::new();
         {
@@ -182,9 +262,10 @@ impl HubCore {
             db: Mutex::new(conn),
             queued: Mutex::new(queued),
             online: Mutex::new(HashMap::new()),
-            connections: AtomicUsize::new(0),
+            connections: watch::Sender::new(0),
             next_conn: AtomicU64::new(1),
             limits,
+            clock,
             counters: Counters::default(),
         })
     }
@@ -198,6 +279,15 @@ impl HubCore {
     /// The limits in force.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// The wall clock the hub decides by.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// Registers or updates a bundle whose owner proved possession of the
@@ -254,7 +344,7 @@ impl HubCore {
                 bundle.public_key().to_b64(),
                 bundle.to_bytes(),
                 bundle.created().as_str(),
-                now_ms() as i64
+                self.now_ms() as i64
             ],
         )
         .map_err(internal)?;
@@ -335,7 +425,7 @@ impl HubCore {
             let db = self.db();
             db.execute(
                 "INSERT INTO queue (to_agent, from_agent, envelope, received_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![to, from, envelope.to_bytes(), now_ms() as i64],
+                params![to, from, envelope.to_bytes(), self.now_ms() as i64],
             )
             .map(|_| db.last_insert_rowid())
         };
@@ -405,7 +495,28 @@ impl HubCore {
 
     /// Connections open now.
     pub fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
+        *self.connections.borrow()
+    }
+
+    /// Follows [`HubCore::connection_count`]: the receiver sees every
+    /// change (for monitoring, and for tests that wait for a connection to
+    /// close without polling).
+    pub fn watch_connections(&self) -> watch::Receiver<usize> {
+        self.connections.subscribe()
+    }
+
+    /// Counts a new connection; returns how many were open before it.
+    fn connection_opened(&self) -> usize {
+        let mut prev = 0;
+        self.connections.send_modify(|n| {
+            prev = *n;
+            *n += 1;
+        });
+        prev
+    }
+
+    fn connection_closed(&self) {
+        self.connections.send_modify(|n| *n = n.saturating_sub(1));
     }
 
     /// Envelopes waiting in the queue, for all agents.
@@ -438,7 +549,7 @@ impl HubCore {
         serde_json::json!({
             "agents": agents,
             "online": self.online.lock().unwrap_or_else(|p| p.into_inner()).len(),
-            "connections": self.connections.load(Ordering::Relaxed),
+            "connections": self.connection_count(),
             "queued": self.queued_total(),
             "routed": c.routed.load(Ordering::Relaxed),
             "delivered": c.delivered.load(Ordering::Relaxed),
@@ -502,6 +613,9 @@ struct Conn {
     inflight: Inflight,
     notify: Arc<Notify>,
     tokens: f64,
+    /// Monotonic (tokio) time of the last request: the token bucket measures
+    /// elapsed local time, not wall-clock time, so it neither jumps with
+    /// the system clock nor depends on the injected wall clock.
     last: Instant,
 }
 
@@ -553,7 +667,7 @@ where
     core.counters
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
-    let prev = core.connections.fetch_add(1, Ordering::SeqCst);
+    let prev = core.connection_opened();
     if prev >= limits.max_connections {
         core.counters.rejected.fetch_add(1, Ordering::Relaxed);
         let _ = tx
@@ -568,13 +682,13 @@ where
             .await;
         drop(tx);
         let _ = writer.await;
-        core.connections.fetch_sub(1, Ordering::SeqCst);
+        core.connection_closed();
         return;
     }
     let challenge = match random::<32>() {
         Ok(c) => hex::encode(c),
         Err(_) => {
-            core.connections.fetch_sub(1, Ordering::SeqCst);
+            core.connection_closed();
             return;
         }
     };
@@ -647,7 +761,7 @@ where
     if !writer.is_finished() {
         let _ = writer.await;
     }
-    core.connections.fetch_sub(1, Ordering::SeqCst);
+    core.connection_closed();
 }
 
 fn handle(
@@ -767,7 +881,7 @@ fn register(
             ));
         }
     };
-    let now = Timestamp::from_unix_micros(now_ms() as i64 * 1000)
+    let now = Timestamp::from_unix_micros(core.now_ms() as i64 * 1000)
         .map_err(|e| refuse("internal", e.to_string()))?;
     bundle
         .check_valid_at(&now)
@@ -903,13 +1017,24 @@ pub struct HubServer {
 
 impl HubServer {
     /// Binds `addr` (use 127.0.0.1 unless the hub must be reachable from
-    /// other machines) with storage in `data_dir` (in memory when `None`).
+    /// other machines) with storage in `data_dir` (in memory when `None`),
+    /// on the system clock.
     pub async fn bind(
         addr: &str,
         data_dir: Option<&Path>,
         limits: Limits,
     ) -> Result<HubServer, NetError> {
-        let core = Arc::new(HubCore::open(data_dir, limits)?);
+        Self::bind_with_clock(addr, data_dir, limits, clock::system()).await
+    }
+
+    /// [`HubServer::bind`] on the given wall clock.
+    pub async fn bind_with_clock(
+        addr: &str,
+        data_dir: Option<&Path>,
+        limits: Limits,
+        clock: SharedClock,
+    ) -> Result<HubServer, NetError> {
+        let core = Arc::new(HubCore::open_with_clock(data_dir, limits, clock)?);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| NetError::Io(format!("cannot listen on {addr}: {e}")))?;
@@ -952,11 +1077,26 @@ pub struct LocalHub {
 }
 
 impl LocalHub {
-    /// A hub with in-memory storage and default limits.
+    /// A hub with in-memory storage and default limits, on the system
+    /// clock.
     pub fn new() -> Result<LocalHub, NetError> {
-        Ok(LocalHub {
-            core: Arc::new(HubCore::open(None, Limits::default())?),
-        })
+        Self::with_clock(clock::system())
+    }
+
+    /// A hub with in-memory storage and default limits on the given wall
+    /// clock (a [`ManualClock`](crate::ManualClock) in simulations).
+    pub fn with_clock(clock: SharedClock) -> Result<LocalHub, NetError> {
+        Ok(Self::from_core(Arc::new(HubCore::open_with_clock(
+            None,
+            Limits::default(),
+            clock,
+        )?)))
+    }
+
+    /// An in-process front end to an existing hub core (any storage,
+    /// limits and clock).
+    pub fn from_core(core: Arc<HubCore>) -> LocalHub {
+        LocalHub { core }
     }
 
     /// The hub's state (counters, storage).

@@ -34,7 +34,8 @@
 //! ```
 //!
 //! The cryptography is in [`accord_core::channel`] (sans-I/O); this crate
-//! adds sockets, the clock, randomness and storage. `docs/PROTOCOL.md` §18–19
+//! adds sockets, the clock ([`Clock`]: the system clock by default, a
+//! [`ManualClock`] in tests and simulations), randomness and storage. `docs/PROTOCOL.md` §18–19
 //! specify the formats and the hub protocol.
 
 #![forbid(unsafe_code)]
@@ -43,12 +44,14 @@
 pub mod agent;
 pub mod channel_db;
 pub mod client;
+pub mod clock;
 pub mod frame;
 pub mod hub;
 mod recorder;
 
 pub use agent::{Agent, AgentOptions, HubAddr, SendReceipt, Status};
 pub use client::{Delivery, HubClient};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use hub::{HubCore, HubServer, Limits, LocalHub};
 
 use accord_core::channel::ChannelError;
@@ -111,6 +114,11 @@ pub enum NetError {
     /// The agent's channel database failed.
     #[error("channel database: {0}")]
     Db(String),
+    /// `channel.db` or `hub.db` is not a database this build can use (a
+    /// file of another program, or of a newer Accord); it was left
+    /// untouched.
+    #[error(transparent)]
+    Schema(#[from] accord_store::schema::SchemaError),
     /// A malformed reply or other protocol violation by the other side.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -148,12 +156,11 @@ impl From<rusqlite::Error> for NetError {
     }
 }
 
-/// Milliseconds since the Unix epoch, from the system clock.
+/// Milliseconds since the Unix epoch, from the system clock
+/// ([`SystemClock`]). Agents and hubs do not call this: they read the
+/// [`Clock`] they were built with.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemClock.now_ms()
 }
 
 /// `N` bytes from the operating system's RNG.

@@ -490,14 +490,16 @@ async fn offline_delivery_survives_a_hub_restart() {
     bob.on_error(|e| eprintln!("bob refused: {e}"));
     assert_eq!(bob.attach(hub.as_str()).await.unwrap(), 1);
     assert_eq!(next(&mut rx).await.message().text, "while you were away");
-    // Acknowledged, so removed.
-    timeout(T, async {
-        while core.queued_total() != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the envelope was never acknowledged");
+    // Acknowledged, so removed: settle returns once the batch's ack was
+    // answered by the hub (which deletes before it replies).
+    timeout(T, bob.settle())
+        .await
+        .expect("the receive loop never settled");
+    assert_eq!(
+        core.queued_total(),
+        0,
+        "the envelope was never acknowledged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -673,13 +675,10 @@ async fn a_large_backlog_arrives_in_full_under_flow_control() {
     for i in 0..n {
         assert_eq!(next(&mut rx).await.message().text, i.to_string());
     }
-    timeout(T, async {
-        while hub.core().queued_total() != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("backlog never acknowledged");
+    timeout(T, bob.settle())
+        .await
+        .expect("the receive loop never settled");
+    assert_eq!(hub.core().queued_total(), 0, "backlog never acknowledged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -739,9 +738,22 @@ async fn replay_after_session_purge_is_refused_and_no_nonce_is_reused() {
     // old message is not accepted again and the receiver's replies never
     // reuse a (session, seq) pair, i.e. an AES-GCM key and nonce.
     let dir = tempfile::tempdir().unwrap();
-    let alice = agent(dir.path(), "alice");
+    // On a manual clock started at the real time (the chain's events are
+    // still stamped by the store): eight days pass below without waiting.
+    let clock = accord_net::ManualClock::new(accord_net::now_ms());
+    let on_clock = |name: &str| {
+        Agent::init_with_clock(
+            &dir.path().join(name),
+            Some(name),
+            None,
+            AgentOptions::default(),
+            clock.shared(),
+        )
+        .unwrap()
+    };
+    let alice = on_clock("alice");
     let bob_home = dir.path().join("bob");
-    let bob = agent(dir.path(), "bob");
+    let bob = on_clock("bob");
     alice
         .connect_with_bundle(bob.public_bundle().unwrap().to_bytes())
         .unwrap();
@@ -763,11 +775,9 @@ async fn replay_after_session_purge_is_refused_and_no_nonce_is_reused() {
     drop(bob);
 
     // Eight idle days: the session is purged, the exchange key is not.
-    let db = rusqlite::Connection::open(bob_home.join("channel.db")).unwrap();
-    db.execute("UPDATE sessions SET used_ms = used_ms - 8*86400000", [])
-        .unwrap();
-    drop(db);
-    let bob = Agent::open(&bob_home, None, AgentOptions::default()).unwrap();
+    clock.advance(Duration::from_secs(8 * 86400));
+    let bob =
+        Agent::open_with_clock(&bob_home, None, AgentOptions::default(), clock.shared()).unwrap();
     bob.public_bundle().unwrap(); // purges
     assert_eq!(bob.status().unwrap().sessions, 0);
 
@@ -777,6 +787,10 @@ async fn replay_after_session_purge_is_refused_and_no_nonce_is_reused() {
         !e.to_string().contains("replay detected: replay detected"),
         "{e}"
     );
+    // Alice's bundle bob cached has expired by now: he is given her
+    // current one to open his new session.
+    bob.connect_with_bundle(alice.public_bundle().unwrap().to_bytes())
+        .unwrap();
     let (r2, _) = bob
         .seal_for(alice.agent_id(), "message", "reply two", Map::new())
         .await
@@ -787,7 +801,8 @@ async fn replay_after_session_purge_is_refused_and_no_nonce_is_reused() {
     );
     alice.receive_envelope(&r2.to_bytes()).await.unwrap();
     // Also refused by another process on the same home.
-    let twin = Agent::open(&bob_home, None, AgentOptions::default()).unwrap();
+    let twin =
+        Agent::open_with_clock(&bob_home, None, AgentOptions::default(), clock.shared()).unwrap();
     assert!(twin.receive_envelope(&e1.to_bytes()).await.is_err());
 }
 
@@ -939,18 +954,19 @@ async fn hub_bounds_bytes_in_flight_and_closes_idle_or_stalled_connections() {
         assert_eq!(r["ok"], true, "{r}");
     }
     drop(sender);
-    let start = std::time::Instant::now();
-    while core.connection_count() > 0 {
-        assert!(start.elapsed() < T, "the sender's connection stays counted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Awaited on the hub's connection count, not polled.
+    let mut connections = core.watch_connections();
+    timeout(T, connections.wait_for(|&n| n == 0))
+        .await
+        .expect("the sender's connection stays counted")
+        .unwrap();
     let _stalled = raw_register(&hub, &key).await;
-    let before = 0;
-    let start = std::time::Instant::now();
-    while core.connection_count() > before {
-        assert!(start.elapsed() < T, "a stalled connection was not closed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The hub's writes to it stall past write_timeout_ms (real tokio time:
+    // a real socket's buffers must fill), then it is closed.
+    timeout(T, connections.wait_for(|&n| n == 0))
+        .await
+        .expect("a stalled connection was not closed")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,7 @@ pub mod handoffs;
 pub mod home;
 pub mod memory;
 pub mod participant;
+pub mod schema;
 pub mod sqlite;
 
 use std::ops::ControlFlow;

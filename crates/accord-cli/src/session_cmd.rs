@@ -6,8 +6,7 @@
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use accord_core::{AgentId, Map, Uuid, Value, event};
@@ -199,23 +198,30 @@ pub fn serve(
     }
     outln!("listening on {local} as {}", me.id());
     let me = Mutex::new(me);
-    let active = AtomicUsize::new(0);
+    // Connections being served, and a signal when one ends.
+    let active = (Mutex::new(0usize), Condvar::new());
     std::thread::scope(|scope| {
         for (served, stream) in (1u64..).zip(listener.incoming()) {
             match stream {
                 Ok(s) => {
                     // Wait for a free slot rather than refuse: the client's
                     // connection sits in the kernel queue meanwhile.
-                    while active.load(Ordering::Acquire) >= MAX_CONNECTIONS {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    active.fetch_add(1, Ordering::AcqRel);
+                    let (count, ended) = &active;
+                    let mut n = ended
+                        .wait_while(count.lock().unwrap_or_else(|p| p.into_inner()), |n| {
+                            *n >= MAX_CONNECTIONS
+                        })
+                        .unwrap_or_else(|p| p.into_inner());
+                    *n += 1;
+                    drop(n);
                     let (me, active) = (&me, &active);
                     scope.spawn(move || {
                         if let Err(e) = serve_conn(me, s) {
                             eprintln!("connection ended: {}", printable(&e));
                         }
-                        active.fetch_sub(1, Ordering::AcqRel);
+                        let (count, ended) = active;
+                        *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                        ended.notify_one();
                     });
                 }
                 Err(e) => eprintln!("accept failed: {e}"),

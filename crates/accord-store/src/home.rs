@@ -383,8 +383,13 @@ impl<S: EventStore> Agent<S> {
         // Another process may append between verifying and writing: the
         // events are built only on the head this process verified, and on
         // a moved head the new events are verified before trying again.
-        for _ in 0..8 {
+        // The first write of the process verifies the whole chain; after
+        // that the head is compared inside the write transaction, and only
+        // a moved head (another process appended) is verified again.
+        if self.verified.is_none() {
             self.verify_own(&mut |_| {})?;
+        }
+        for _ in 0..8 {
             let verified = self.verified.as_ref().map(|v| v.head.clone());
             let agent = self.key.agent_id().clone();
             let key = &self.key;
@@ -426,7 +431,7 @@ impl<S: EventStore> Agent<S> {
                     }
                     return Ok(written);
                 }
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::Conflict { .. }) => self.verify_own(&mut |_| {})?,
                 Err(e) => return Err(e.into()),
             }
         }

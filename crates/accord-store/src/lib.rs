@@ -169,7 +169,9 @@ pub trait EventStore {
         &mut self,
         agent: &AgentId,
         build: &mut BuildFn<'_>,
-    ) -> Result<Vec<SignedEvent>, StoreError>;
+    ) -> Result<Vec<SignedEvent>, StoreError> {
+        self.append_with_state(agent, &[], &mut |head, _| Ok((build(head)?, Vec::new())))
+    }
 
     /// As [`EventStore::append_with`], also reading the state `keys` under
     /// the write lock and writing `build`'s [`SideWrite`]s in the same

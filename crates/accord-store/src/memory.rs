@@ -13,8 +13,8 @@ use accord_core::merkle::{self, MerkleError};
 use accord_core::{AgentId, Hash32, SignedEvent};
 
 use crate::{
-    BuildFn, EventStore, Head, Quarantined, ScanFn, SideWrite, StateBuildFn, StoreError,
-    TRANSPORT_PREFIX, check_continuation,
+    EventStore, Head, Quarantined, ScanFn, SideWrite, StateBuildFn, StoreError, TRANSPORT_PREFIX,
+    check_continuation,
 };
 
 #[derive(Default)]
@@ -47,14 +47,6 @@ impl EventStore for MemoryStore {
             .get(agent)
             .and_then(|c| c.events.last())
             .map(Head::of))
-    }
-
-    fn append_with(
-        &mut self,
-        agent: &AgentId,
-        build: &mut BuildFn<'_>,
-    ) -> Result<Vec<SignedEvent>, StoreError> {
-        self.append_with_state(agent, &[], &mut |head, _| Ok((build(head)?, Vec::new())))
     }
 
     fn append_with_state(

@@ -29,8 +29,7 @@ use accord_core::{AgentId, Hash32, SignedEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    BuildFn, EventStore, Head, Quarantined, ScanFn, SideWrite, StateBuildFn, StoreError,
-    check_continuation,
+    EventStore, Head, Quarantined, ScanFn, SideWrite, StateBuildFn, StoreError, check_continuation,
 };
 
 /// SQLite `application_id` of an Accord store ("ACCD").
@@ -307,14 +306,6 @@ impl SqliteStore {
 impl EventStore for SqliteStore {
     fn head(&self, agent: &AgentId) -> Result<Option<Head>, StoreError> {
         Self::read_head(&self.conn, agent)
-    }
-
-    fn append_with(
-        &mut self,
-        agent: &AgentId,
-        build: &mut BuildFn<'_>,
-    ) -> Result<Vec<SignedEvent>, StoreError> {
-        self.append_with_state(agent, &[], &mut |head, _| Ok((build(head)?, Vec::new())))
     }
 
     fn append_with_state(

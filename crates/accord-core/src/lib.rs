@@ -6,7 +6,7 @@
 //! | [`identity`] | Ed25519 keys, `agent_id`, fingerprints; [`keyfile`]: keys encrypted at rest |
 //! | [`json`] | [`jcs`] (RFC 8785) and [`signed`] documents |
 //! | [`chain`] | [`event`]s, [`ChainWriter`] (**where every event after genesis is signed**, from the head, the time and a nonce), [`ChainVerifier`], [`export`]s and their seal |
-//! | [`interaction`] | [`session`] (the handshake and co-signed interactions: messages and checks; the state machine that drives them over a store is `accord_store::participant`), [`handoff`] receipts, the cross-chain [`audit`] |
+//! | [`interaction`] | [`session`] (the handshake and co-signed interactions: messages and checks), [`participant`] (**the handshake and interaction state machine**: what one agent records and sends for each message, with no I/O; `accord_store::participant` drives it over a store), [`handoff`] receipts, the cross-chain [`audit`] |
 //! | [`transparency`] | [`merkle`] trees, [`note`]s and checkpoints, [`proof`] files, certified [`archive`]s |
 //! | [`channel`] | the end-to-end encrypted channel: bundles, session setup, envelopes, replay windows (the hub that routes envelopes is `accord_net::hub`) |
 //! | [`hash`], [`timestamp`] | SHA-256 values and RFC 3339 times |
@@ -33,7 +33,7 @@ pub mod transparency;
 // The modules by their own names, as they were before they were grouped.
 pub use chain::{event, export};
 pub use identity::keyfile;
-pub use interaction::{audit, handoff, session};
+pub use interaction::{audit, handoff, participant, session};
 pub use json::{jcs, signed};
 pub use transparency::{archive, merkle, note, proof};
 

@@ -6,12 +6,11 @@
 use std::io::Read;
 
 use accord_core::handoff::{
-    self, ACCEPTED_EVENT, Accepted, Expectation, HandoffError, LastAccepted, QUARANTINED_EVENT,
-    Receipt, SENT_EVENT,
+    self, Accepted, Expectation, HandoffError, LastAccepted, Receipt, SENT_EVENT,
 };
 use accord_core::hash::Hasher;
 use accord_core::signed::SignedObject;
-use accord_core::{AgentId, Hash32, Map, SignedEvent, Value};
+use accord_core::{AgentId, Hash32, SignedEvent};
 
 use crate::home::{Agent, HomeError};
 use crate::{EventStore, SideWrite, StoreError};
@@ -38,28 +37,8 @@ pub fn hash_stream(r: &mut dyn Read) -> std::io::Result<(Hash32, u64)> {
     }
 }
 
-fn out_key(receiver: &AgentId) -> String {
-    format!("handoff/out/{receiver}")
-}
-
-fn in_key(sender: &AgentId) -> String {
-    format!("handoff/in/{sender}")
-}
-
-/// `{seq} {hash}` — the last receipt of one (sender, receiver) pair.
-fn encode_last(seq: u64, hash: &Hash32) -> Vec<u8> {
-    format!("{seq} {hash}").into_bytes()
-}
-
 fn decode_last(bytes: &[u8]) -> Result<LastAccepted, StoreError> {
-    let text = std::str::from_utf8(bytes).ok();
-    text.and_then(|t| t.split_once(' '))
-        .and_then(|(s, h)| {
-            Some(LastAccepted {
-                seq: s.parse().ok()?,
-                hash: Hash32::from_hex(h)?,
-            })
-        })
+    LastAccepted::from_bytes(bytes)
         .ok_or_else(|| StoreError::Corrupt("handoff state entry is damaged".into()))
 }
 
@@ -87,48 +66,30 @@ impl<S: EventStore> Agent<S> {
         let (payload_sha256, payload_size) =
             hash_stream(payload).map_err(|e| HomeError::Io(format!("reading the payload: {e}")))?;
         let mut receipt = None;
-        let state_key = out_key(receiver);
+        let state_key = handoff::outbox_key(receiver);
         let (handoff_id, timestamp) = (self.nonce()?, self.now()?);
         let events = self.stamp_with_state(&[&state_key], &mut |key, _, state| {
-            let (seq, prev) = match &state[0] {
-                Some(b) => {
-                    let l = decode_last(b)?;
-                    (l.seq + 1, l.hash)
-                }
-                None => (1, Hash32::ZERO),
-            };
-            let r = Receipt {
-                handoff_id,
-                parent_task_id: parent_task_id.map(str::to_owned),
-                receiver: receiver.clone(),
-                payload_sha256,
-                payload_size,
-                seq,
-                timestamp: timestamp.clone(),
-                prev_receipt_hash: prev,
-            }
-            .sign(key);
-            let mut p = Map::new();
-            p.insert(
-                "handoff_id".into(),
-                r.str("handoff_id").unwrap_or("").into(),
+            let last = state[0].as_deref().map(decode_last).transpose()?;
+            let sent = handoff::send(
+                key,
+                Receipt {
+                    handoff_id,
+                    parent_task_id: parent_task_id.map(str::to_owned),
+                    receiver: receiver.clone(),
+                    payload_sha256,
+                    payload_size,
+                    seq: 0,
+                    timestamp: timestamp.clone(),
+                    prev_receipt_hash: Hash32::ZERO,
+                },
+                last.as_ref(),
             );
-            p.insert(
-                "parent_task_id".into(),
-                parent_task_id.map_or(Value::Null, Value::from),
-            );
-            p.insert("payload_sha256".into(), payload_sha256.to_hex().into());
-            p.insert("payload_size".into(), payload_size.into());
-            p.insert("receipt".into(), r.to_value());
-            p.insert("receipt_hash".into(), r.hash().to_hex().into());
-            p.insert("receiver".into(), receiver.as_str().into());
-            p.insert("seq".into(), seq.into());
             let write = SideWrite::Set {
                 key: state_key.clone(),
-                value: encode_last(seq, &r.hash()),
+                value: sent.last.to_bytes(),
             };
-            receipt = Some(r);
-            Ok((vec![(SENT_EVENT.to_owned(), p)], vec![write]))
+            receipt = Some(sent.receipt);
+            Ok((vec![(SENT_EVENT.to_owned(), sent.payload)], vec![write]))
         })?;
         let event = events.into_iter().next();
         match (receipt, event) {
@@ -151,78 +112,51 @@ impl<S: EventStore> Agent<S> {
         let digest =
             hash_stream(payload).map_err(|e| HomeError::Io(format!("reading the payload: {e}")))?;
         let me = self.key().agent_id().clone();
-        let parsed = handoff::sender_of(receipt_text);
-        let state_key = parsed.as_ref().ok().map(|(_, s)| in_key(s));
+        // The sender is named before anything is verified, only to read the
+        // state the decision needs; `decide` verifies everything.
+        let state_key = handoff::sender_of(receipt_text)
+            .ok()
+            .map(|(_, s)| handoff::inbox_key(&s));
         let keys: Vec<&str> = state_key.iter().map(String::as_str).collect();
         let mut outcome: Option<Result<Accepted, HandoffError>> = None;
         let received_at = self.now()?;
         let events = self.stamp_with_state(&keys, &mut |_, _, state| {
-            let verdict = match &parsed {
-                Err(e) => Err(e.clone()),
-                Ok((obj, _)) => {
-                    let last = match state.first() {
-                        Some(Some(b)) => Some(decode_last(b)?),
-                        _ => None,
-                    };
-                    let now = &received_at;
-                    handoff::verify(
-                        obj.clone(),
-                        &Expectation {
-                            me: &me,
-                            sender: expect_sender,
-                            payload: digest,
-                            now,
-                            window_micros,
-                            last,
-                        },
-                    )
-                }
+            let last = match state.first() {
+                Some(Some(b)) => Some(decode_last(b)?),
+                _ => None,
             };
-            let mut p = Map::new();
-            let result = match &verdict {
-                Ok(a) => {
-                    p.insert("handoff_id".into(), a.handoff_id.to_string().into());
-                    p.insert("payload_sha256".into(), digest.0.to_hex().into());
-                    p.insert("payload_size".into(), digest.1.into());
-                    p.insert("receipt".into(), a.receipt.to_value());
-                    p.insert("receipt_hash".into(), a.receipt.hash().to_hex().into());
-                    p.insert("sender".into(), a.sender.as_str().into());
-                    p.insert("seq".into(), a.seq.into());
-                    if let Some(w) = &a.warning {
-                        p.insert("warning".into(), w.as_str().into());
-                    }
-                    let write = SideWrite::Set {
-                        key: in_key(&a.sender),
-                        value: encode_last(a.seq, &a.receipt.hash()),
-                    };
-                    (ACCEPTED_EVENT, vec![write])
-                }
-                Err(e) => {
-                    p.insert("reason".into(), e.to_string().into());
-                    p.insert(
-                        "receipt_sha256".into(),
-                        Hash32::of(receipt_text).to_hex().into(),
-                    );
-                    if let Ok((obj, sender)) = &parsed {
-                        p.insert("sender".into(), sender.as_str().into());
-                        // Informational: whether the refused receipt was
-                        // really signed by the sender it names (the audit
-                        // relies on the sender's own chain instead).
-                        let signed = obj
-                            .public_key("sender_key")
-                            .is_ok_and(|k| sender.check_key(&k).is_ok() && obj.verify(&k));
-                        p.insert("signature_valid".into(), signed.into());
-                    }
-                    let write = SideWrite::Quarantine {
-                        received_at: received_at.to_string(),
-                        reason: e.to_string(),
-                        item: receipt_text.to_vec(),
-                    };
-                    (QUARANTINED_EVENT, vec![write])
-                }
+            let decision = handoff::decide(
+                receipt_text,
+                &Expectation {
+                    me: &me,
+                    sender: expect_sender,
+                    payload: digest,
+                    now: &received_at,
+                    window_micros,
+                    last,
+                },
+            );
+            let write = match &decision.last {
+                Some((sender, last)) => SideWrite::Set {
+                    key: handoff::inbox_key(sender),
+                    value: last.to_bytes(),
+                },
+                None => SideWrite::Quarantine {
+                    received_at: received_at.to_string(),
+                    reason: decision
+                        .verdict
+                        .as_ref()
+                        .err()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                    item: receipt_text.to_vec(),
+                },
             };
-            outcome = Some(verdict);
-            Ok((vec![(result.0.to_owned(), p)], result.1))
+            outcome = Some(decision.verdict);
+            Ok((
+                vec![(decision.event_type.to_owned(), decision.payload)],
+                vec![write],
+            ))
         })?;
         let event = events
             .into_iter()

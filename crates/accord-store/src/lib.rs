@@ -112,33 +112,7 @@ pub type StateBuildFn<'a> = dyn FnMut(
     ) -> Result<(Vec<SignedEvent>, Vec<SideWrite>), StoreError>
     + 'a;
 
-/// A write that lands in the same transaction as an append, so protocol
-/// state never disagrees with the chain it is derived from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SideWrite {
-    /// Removes a state value (no error when absent).
-    Remove {
-        /// The key.
-        key: String,
-    },
-    /// Sets a state value.
-    Set {
-        /// The key (e.g. `handoff/in/<sender>`).
-        key: String,
-        /// The value.
-        value: Vec<u8>,
-    },
-    /// Adds an item to the quarantine.
-    Quarantine {
-        /// When it arrived (Accord timestamp).
-        received_at: String,
-        /// Why it was refused.
-        reason: String,
-        /// The refused bytes, as received.
-        item: Vec<u8>,
-    },
-}
+pub use accord_core::chain::SideWrite;
 
 /// The state keys [`EventStore::put_state`] may write.
 pub const TRANSPORT_PREFIX: &str = "transport/";

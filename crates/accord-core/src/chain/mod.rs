@@ -26,6 +26,36 @@ use crate::identity::{AgentId, Keypair, PublicKey};
 use crate::timestamp::Timestamp;
 use crate::{Map, Uuid, Value};
 
+/// A write that lands in the same transaction as an append, so protocol
+/// state never disagrees with the chain it is derived from.
+///
+/// Exhaustive on purpose: every store applies every kind, so a new kind
+/// must fail to compile in each store until it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SideWrite {
+    /// Removes a state value (no error when absent).
+    Remove {
+        /// The key.
+        key: String,
+    },
+    /// Sets a state value.
+    Set {
+        /// The key (e.g. `handoff/in/<sender>`).
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Adds an item to the quarantine.
+    Quarantine {
+        /// When it arrived (Accord timestamp).
+        received_at: String,
+        /// Why it was refused.
+        reason: String,
+        /// The refused bytes, as received.
+        item: Vec<u8>,
+    },
+}
+
 /// The last event of a chain: what the next event is built on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {

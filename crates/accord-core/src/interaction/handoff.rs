@@ -304,6 +304,153 @@ pub fn verify(receipt: SignedObject, exp: &Expectation<'_>) -> Result<Accepted, 
     })
 }
 
+/// State key under which a sender keeps the last receipt it sent to
+/// `receiver`.
+pub fn outbox_key(receiver: &AgentId) -> String {
+    format!("handoff/out/{receiver}")
+}
+
+/// State key under which a receiver keeps the last receipt it accepted
+/// from `sender`.
+pub fn inbox_key(sender: &AgentId) -> String {
+    format!("handoff/in/{sender}")
+}
+
+impl LastAccepted {
+    /// The state value: `{seq} {hash}`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format!("{} {}", self.seq, self.hash).into_bytes()
+    }
+
+    /// Parses a state value written by [`LastAccepted::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (s, h) = std::str::from_utf8(bytes).ok()?.split_once(' ')?;
+        Some(LastAccepted {
+            seq: s.parse().ok()?,
+            hash: Hash32::from_hex(h)?,
+        })
+    }
+}
+
+/// What the sender's step records: the receipt, its `handoff.sent` event
+/// and the state write that advances the pair's receipt chain.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The signed receipt to hand over with the payload.
+    pub receipt: SignedObject,
+    /// The event payload of `handoff.sent`.
+    pub payload: Map<String, Value>,
+    /// The new last receipt to `receiver`, to store under [`outbox_key`].
+    pub last: LastAccepted,
+}
+
+/// Builds the sender's record of a handoff: `receipt` with `seq` and
+/// `prev_receipt_hash` taken from `last` (the previous receipt to the same
+/// receiver, `None` for the first), signed by `key`.
+pub fn send(key: &Keypair, mut receipt: Receipt, last: Option<&LastAccepted>) -> Sent {
+    (receipt.seq, receipt.prev_receipt_hash) = match last {
+        Some(l) => (l.seq + 1, l.hash),
+        None => (1, Hash32::ZERO),
+    };
+    let r = receipt.sign(key);
+    let mut p = Map::new();
+    p.insert("handoff_id".into(), receipt.handoff_id.to_string().into());
+    p.insert(
+        "parent_task_id".into(),
+        receipt
+            .parent_task_id
+            .as_deref()
+            .map_or(Value::Null, Value::from),
+    );
+    p.insert(
+        "payload_sha256".into(),
+        receipt.payload_sha256.to_hex().into(),
+    );
+    p.insert("payload_size".into(), receipt.payload_size.into());
+    p.insert("receipt".into(), r.to_value());
+    p.insert("receipt_hash".into(), r.hash().to_hex().into());
+    p.insert("receiver".into(), receipt.receiver.as_str().into());
+    p.insert("seq".into(), receipt.seq.into());
+    Sent {
+        last: LastAccepted {
+            seq: receipt.seq,
+            hash: r.hash(),
+        },
+        receipt: r,
+        payload: p,
+    }
+}
+
+/// The receiver's decision on one receipt, and what it records either way.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// Accepted, or why not.
+    pub verdict: Result<Accepted, HandoffError>,
+    /// `handoff.accepted` or `handoff.quarantined`.
+    pub event_type: &'static str,
+    /// The event payload.
+    pub payload: Map<String, Value>,
+    /// On acceptance, the new last receipt from the sender, to store under
+    /// [`inbox_key`]; on refusal `None` (the receipt goes to quarantine).
+    pub last: Option<(AgentId, LastAccepted)>,
+}
+
+/// Decides on a receipt received as `text`: verifies it (see [`verify`])
+/// against `exp`, whose `last` the caller read under [`inbox_key`] of the
+/// sender [`sender_of`] named, and builds the record of the decision.
+pub fn decide(text: &[u8], exp: &Expectation<'_>) -> Decision {
+    let parsed = sender_of(text);
+    let verdict = match &parsed {
+        Err(e) => Err(e.clone()),
+        Ok((obj, _)) => verify(obj.clone(), exp),
+    };
+    let mut p = Map::new();
+    match &verdict {
+        Ok(a) => {
+            p.insert("handoff_id".into(), a.handoff_id.to_string().into());
+            p.insert("payload_sha256".into(), exp.payload.0.to_hex().into());
+            p.insert("payload_size".into(), exp.payload.1.into());
+            p.insert("receipt".into(), a.receipt.to_value());
+            p.insert("receipt_hash".into(), a.receipt.hash().to_hex().into());
+            p.insert("sender".into(), a.sender.as_str().into());
+            p.insert("seq".into(), a.seq.into());
+            if let Some(w) = &a.warning {
+                p.insert("warning".into(), w.as_str().into());
+            }
+            let last = LastAccepted {
+                seq: a.seq,
+                hash: a.receipt.hash(),
+            };
+            Decision {
+                last: Some((a.sender.clone(), last)),
+                verdict,
+                event_type: ACCEPTED_EVENT,
+                payload: p,
+            }
+        }
+        Err(e) => {
+            p.insert("reason".into(), e.to_string().into());
+            p.insert("receipt_sha256".into(), Hash32::of(text).to_hex().into());
+            if let Ok((obj, sender)) = &parsed {
+                p.insert("sender".into(), sender.as_str().into());
+                // Informational: whether the refused receipt was really
+                // signed by the sender it names (the audit relies on the
+                // sender's own chain instead).
+                let signed = obj
+                    .public_key("sender_key")
+                    .is_ok_and(|k| sender.check_key(&k).is_ok() && obj.verify(&k));
+                p.insert("signature_valid".into(), signed.into());
+            }
+            Decision {
+                last: None,
+                verdict,
+                event_type: QUARANTINED_EVENT,
+                payload: p,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@
 //! key, so the protocol runs the same whether both agents live in one
 //! process or talk over a network. This module only builds and checks
 //! messages; who sends them and where events are stored is the caller's
-//! business (`accord_store::participant` drives it over any transport).
+//! business: [`crate::interaction::participant`] is the state machine that
+//! runs these steps for one agent.
 //!
 //! Handshake, initiator I and responder R:
 //! 1. I → R `accord-handshake-proposal/1`: session id, I's id and key, R's id,
@@ -136,6 +137,21 @@ pub enum SessionError {
         /// The peer.
         peer: String,
     },
+    /// A handshake with this peer in this session is recorded already: a
+    /// second one would reset the order counters the chain's records follow.
+    #[error("a handshake with {peer} in session {session} is already recorded")]
+    HandshakeRecorded {
+        /// The session.
+        session: String,
+        /// The peer.
+        peer: String,
+    },
+    /// This agent never started the session.
+    #[error("session {0} was never started by this agent")]
+    NoSession(String),
+    /// The session has ended: no more interactions in it.
+    #[error("session {0} has ended; open a new session")]
+    Ended(String),
 }
 
 /// Whether `t` is a type Accord records on its own (handshakes, sessions,

@@ -212,9 +212,8 @@ impl Agent {
     }
 
     /// [`Agent::init`] on the given wall clock (a
-    /// [`ManualClock`](crate::ManualClock) in tests and simulations).
-    /// The chain's event timestamps are the store's business and still come
-    /// from the system clock.
+    /// [`ManualEnv`](crate::ManualEnv) in tests and simulations).
+    /// The chain's events are stamped by the same clock.
     pub fn init_with_clock(
         dir: &Path,
         name: Option<&str>,
@@ -256,6 +255,10 @@ impl Agent {
         options: AgentOptions,
         clock: SharedClock,
     ) -> Result<Agent, NetError> {
+        let mut store_agent = store_agent;
+        // One clock for everything the agent does: its chain's timestamps
+        // and nonces follow the channel's decisions.
+        store_agent.set_env(clock.clone());
         let key = Keypair::from_seed(&store_agent.key().seed())
             .map_err(|e| NetError::Io(e.to_string()))?;
         let db = ChannelDb::open(&home.dir().join(CHANNEL_DB), &key)?;

@@ -223,7 +223,7 @@ impl HubCore {
     }
 
     /// [`HubCore::open`] on the given wall clock (a
-    /// [`ManualClock`](crate::ManualClock) in tests and simulations).
+    /// [`ManualEnv`](crate::ManualEnv) in tests and simulations).
     pub fn open_with_clock(
         data_dir: Option<&Path>,
         limits: Limits,
@@ -1084,7 +1084,7 @@ impl LocalHub {
     }
 
     /// A hub with in-memory storage and default limits on the given wall
-    /// clock (a [`ManualClock`](crate::ManualClock) in simulations).
+    /// clock (a [`ManualEnv`](crate::ManualEnv) in simulations).
     pub fn with_clock(clock: SharedClock) -> Result<LocalHub, NetError> {
         Ok(Self::from_core(Arc::new(HubCore::open_with_clock(
             None,

@@ -35,7 +35,8 @@
 //!
 //! The cryptography is in [`accord_core::channel`] (sans-I/O); this crate
 //! adds sockets, the clock ([`Clock`]: the system clock by default, a
-//! [`ManualClock`] in tests and simulations), randomness and storage. `docs/PROTOCOL.md` §18–19
+//! [`ManualEnv`] in tests and simulations, which also stamps the agents'
+//! chains), randomness and storage. `docs/PROTOCOL.md` §18–19
 //! specify the formats and the hub protocol.
 
 #![forbid(unsafe_code)]
@@ -51,7 +52,7 @@ mod recorder;
 
 pub use agent::{Agent, AgentOptions, HubAddr, SendReceipt, Status};
 pub use client::{Delivery, HubClient};
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualEnv, SharedClock, SystemEnv};
 pub use hub::{HubCore, HubServer, Limits, LocalHub};
 
 use accord_core::channel::ChannelError;
@@ -157,10 +158,10 @@ impl From<rusqlite::Error> for NetError {
 }
 
 /// Milliseconds since the Unix epoch, from the system clock
-/// ([`SystemClock`]). Agents and hubs do not call this: they read the
+/// ([`SystemEnv`]). Agents and hubs do not call this: they read the
 /// [`Clock`] they were built with.
 pub fn now_ms() -> u64 {
-    SystemClock.now_ms()
+    SystemEnv.now_ms()
 }
 
 /// `N` bytes from the operating system's RNG.

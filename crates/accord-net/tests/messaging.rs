@@ -738,16 +738,16 @@ async fn replay_after_session_purge_is_refused_and_no_nonce_is_reused() {
     // old message is not accepted again and the receiver's replies never
     // reuse a (session, seq) pair, i.e. an AES-GCM key and nonce.
     let dir = tempfile::tempdir().unwrap();
-    // On a manual clock started at the real time (the chain's events are
-    // still stamped by the store): eight days pass below without waiting.
-    let clock = accord_net::ManualClock::new(accord_net::now_ms());
+    // On a manual clock started at the real time: eight days pass below
+    // without waiting.
+    let clock = accord_net::ManualEnv::from_unix_ms(accord_net::now_ms(), 2);
     let on_clock = |name: &str| {
         Agent::init_with_clock(
             &dir.path().join(name),
             Some(name),
             None,
             AgentOptions::default(),
-            clock.shared(),
+            accord_net::clock::manual(&clock),
         )
         .unwrap()
     };
@@ -776,8 +776,13 @@ async fn replay_after_session_purge_is_refused_and_no_nonce_is_reused() {
 
     // Eight idle days: the session is purged, the exchange key is not.
     clock.advance(Duration::from_secs(8 * 86400));
-    let bob =
-        Agent::open_with_clock(&bob_home, None, AgentOptions::default(), clock.shared()).unwrap();
+    let bob = Agent::open_with_clock(
+        &bob_home,
+        None,
+        AgentOptions::default(),
+        accord_net::clock::manual(&clock),
+    )
+    .unwrap();
     bob.public_bundle().unwrap(); // purges
     assert_eq!(bob.status().unwrap().sessions, 0);
 
@@ -801,8 +806,13 @@ async fn replay_after_session_purge_is_refused_and_no_nonce_is_reused() {
     );
     alice.receive_envelope(&r2.to_bytes()).await.unwrap();
     // Also refused by another process on the same home.
-    let twin =
-        Agent::open_with_clock(&bob_home, None, AgentOptions::default(), clock.shared()).unwrap();
+    let twin = Agent::open_with_clock(
+        &bob_home,
+        None,
+        AgentOptions::default(),
+        accord_net::clock::manual(&clock),
+    )
+    .unwrap();
     assert!(twin.receive_envelope(&e1.to_bytes()).await.is_err());
 }
 

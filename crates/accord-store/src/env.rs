@@ -78,9 +78,43 @@ impl ManualEnv {
         }
     }
 
+    /// A clock at `ms` milliseconds since the Unix epoch whose random bytes
+    /// derive from `seed`.
+    pub fn from_unix_ms(ms: u64, seed: u64) -> Self {
+        ManualEnv {
+            inner: Arc::new(Manual {
+                micros: AtomicI64::new(i64::try_from(ms).unwrap_or(i64::MAX / 1000) * 1000),
+                counter: AtomicU64::new(0),
+                seed,
+            }),
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.advance_micros(i64::try_from(by.as_micros()).unwrap_or(i64::MAX));
+    }
+
+    /// Moves the clock forward by `ms` milliseconds.
+    pub fn advance_ms(&self, ms: u64) {
+        self.advance_micros(i64::try_from(ms).unwrap_or(i64::MAX / 1000) * 1000);
+    }
+
+    /// Sets the clock to `ms` milliseconds since the Unix epoch.
+    pub fn set_unix_ms(&self, ms: u64) {
+        let micros = i64::try_from(ms).unwrap_or(i64::MAX / 1000) * 1000;
+        self.inner.micros.store(micros, Ordering::SeqCst);
+    }
+
     /// Moves the clock forward (or, with a negative value, back).
     pub fn advance_micros(&self, micros: i64) {
-        self.inner.micros.fetch_add(micros, Ordering::SeqCst);
+        // fetch_update cannot fail with a closure that always returns Some.
+        let _ = self
+            .inner
+            .micros
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                Some(v.saturating_add(micros))
+            });
     }
 
     /// Moves the clock forward by whole seconds.

@@ -1,6 +1,6 @@
 //! A deterministic simulation harness (after quinn-proto's `tests/util.rs`
 //! `Pair`): agents and the in-process hub in memory, all on one
-//! [`ManualClock`], driven by a paused tokio runtime. Time-dependent
+//! [`ManualEnv`] (which also stamps the agents' chains), driven by a paused tokio runtime. Time-dependent
 //! protocol behaviour is exercised by setting the clock, never by
 //! sleeping; waits for in-memory I/O are awaited events bounded by a
 //! (virtual) timeout, so a lost message fails fast instead of hanging.
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_core::channel::SignedMessage;
-use accord_net::{Agent, AgentOptions, HubCore, Limits, LocalHub, ManualClock, NetError};
+use accord_net::{Agent, AgentOptions, HubCore, Limits, LocalHub, ManualEnv, NetError, clock};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 /// 2100-01-01T00:00:00Z. Far from the real clock: a decision that read the
@@ -34,7 +34,7 @@ pub const DAY: u64 = 24 * HOUR;
 
 /// Agents and a hub on one manual clock, in a temporary directory.
 pub struct Sim {
-    pub clock: ManualClock,
+    pub clock: ManualEnv,
     pub hub: LocalHub,
     dir: tempfile::TempDir,
 }
@@ -42,8 +42,8 @@ pub struct Sim {
 impl Sim {
     /// A simulation at [`START`] with an in-memory hub.
     pub fn new() -> Sim {
-        let clock = ManualClock::new(START);
-        let hub = LocalHub::with_clock(clock.shared()).unwrap();
+        let clock = ManualEnv::from_unix_ms(START, 1);
+        let hub = LocalHub::with_clock(clock::manual(&clock)).unwrap();
         Sim {
             clock,
             hub,
@@ -53,12 +53,12 @@ impl Sim {
 
     /// A simulation whose hub keeps `hub.db` in [`Sim::hub_dir`].
     pub fn with_hub_file() -> Sim {
-        let clock = ManualClock::new(START);
+        let clock = ManualEnv::from_unix_ms(START, 1);
         let dir = tempfile::tempdir().unwrap();
         let core = HubCore::open_with_clock(
             Some(&dir.path().join("hub")),
             Limits::default(),
-            clock.shared(),
+            clock::manual(&clock),
         )
         .unwrap();
         Sim {
@@ -83,7 +83,7 @@ impl Sim {
             Some(name),
             None,
             AgentOptions { record: false },
-            self.clock.shared(),
+            clock::manual(&self.clock),
         )
         .unwrap()
     }
@@ -101,7 +101,7 @@ impl Sim {
             home,
             None,
             AgentOptions { record: false },
-            self.clock.shared(),
+            clock::manual(&self.clock),
         )
         .unwrap()
     }
@@ -114,7 +114,7 @@ impl Sim {
 
     /// Sets the clock to `START + ms`.
     pub fn at(&self, ms: u64) {
-        self.clock.set(START + ms);
+        self.clock.set_unix_ms(START + ms);
     }
 
     /// Moves the clock forward.

@@ -160,7 +160,7 @@ pub enum ChannelError {
     SessionExhausted(String),
     /// HPKE setup failed (e.g. a low-order exchange key).
     #[error("key agreement failed: {0}")]
-    KeyAgreement(String),
+    KeyAgreement(#[source] hpke::HpkeError),
     /// The message content is not acceptable (type syntax, payload numbers).
     #[error("invalid message: {0}")]
     InvalidMessage(String),
@@ -214,7 +214,7 @@ impl ExchangeSecret {
     /// Rebuilds a key pair from its stored private half.
     pub fn from_secret_bytes(bytes: &[u8; 32]) -> Result<Self, ChannelError> {
         let sk = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(bytes)
-            .map_err(|e| ChannelError::KeyAgreement(e.to_string()))?;
+            .map_err(ChannelError::KeyAgreement)?;
         let pk = X25519HkdfSha256::sk_to_pk(&sk);
         let mut public = [0u8; 32];
         public.copy_from_slice(&pk.to_bytes());
@@ -1048,8 +1048,8 @@ where
 {
     let mut s2r = Zeroizing::new([0u8; 44]);
     let mut r2s = Zeroizing::new([0u8; 44]);
-    export(EXPORT_S2R, &mut *s2r).map_err(|e| ChannelError::KeyAgreement(e.to_string()))?;
-    export(EXPORT_R2S, &mut *r2s).map_err(|e| ChannelError::KeyAgreement(e.to_string()))?;
+    export(EXPORT_S2R, &mut *s2r).map_err(ChannelError::KeyAgreement)?;
+    export(EXPORT_R2S, &mut *r2s).map_err(ChannelError::KeyAgreement)?;
     Ok((DirKeys::from_export(&s2r), DirKeys::from_export(&r2s)))
 }
 
@@ -1066,7 +1066,7 @@ impl Session {
     ) -> Result<Session, ChannelError> {
         let id = encode_b64(&session_id);
         let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(peer.exchange_key())
-            .map_err(|e| ChannelError::KeyAgreement(e.to_string()))?;
+            .map_err(ChannelError::KeyAgreement)?;
         let info = hpke_info(&id, local, peer.agent_id(), peer.exchange_key_id());
         let mut rng = RngAdapter(rng);
         let (enc, ctx) = hpke::setup_sender_with_rng::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
@@ -1075,7 +1075,7 @@ impl Session {
             &info,
             &mut rng,
         )
-        .map_err(|e| ChannelError::KeyAgreement(e.to_string()))?;
+        .map_err(ChannelError::KeyAgreement)?;
         let (s2r, r2s) = export_keys(|c, out| ctx.export(c, out))?;
         let mut enc_bytes = [0u8; 32];
         enc_bytes.copy_from_slice(&enc.to_bytes());
@@ -1120,9 +1120,9 @@ impl Session {
             )));
         }
         let sk = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(secret.secret_bytes())
-            .map_err(|e| ChannelError::KeyAgreement(e.to_string()))?;
+            .map_err(ChannelError::KeyAgreement)?;
         let enc_key = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc)
-            .map_err(|e| ChannelError::KeyAgreement(e.to_string()))?;
+            .map_err(ChannelError::KeyAgreement)?;
         let info = hpke_info(&envelope.session_id, &envelope.from, local, key_id);
         let ctx = hpke::setup_receiver::<AesGcm256, HkdfSha256, X25519HkdfSha256>(
             &OpModeR::Base,
@@ -1130,7 +1130,7 @@ impl Session {
             &enc_key,
             &info,
         )
-        .map_err(|e| ChannelError::KeyAgreement(e.to_string()))?;
+        .map_err(ChannelError::KeyAgreement)?;
         let (s2r, r2s) = export_keys(|c, out| ctx.export(c, out))?;
         Ok(Session {
             id: envelope.session_id.clone(),

@@ -957,6 +957,8 @@ fn transient(e: &NetError) -> bool {
     matches!(
         e,
         NetError::Db(_)
+            | NetError::Sqlite(_)
+            | NetError::System { .. }
             | NetError::Io(_)
             | NetError::Home(_)
             | NetError::Disconnected(_)

@@ -231,8 +231,10 @@ impl HubCore {
     ) -> Result<HubCore, NetError> {
         let conn = match data_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| NetError::Io(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|source| NetError::System {
+                    what: format!("cannot create {}", dir.display()),
+                    source,
+                })?;
                 schema::open(&dir.join(HUB_DB), &HUB_SCHEMA)?.0
             }
             None => {
@@ -1037,7 +1039,10 @@ impl HubServer {
         let core = Arc::new(HubCore::open_with_clock(data_dir, limits, clock)?);
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| NetError::Io(format!("cannot listen on {addr}: {e}")))?;
+            .map_err(|source| NetError::System {
+                what: format!("cannot listen on {addr}"),
+                source,
+            })?;
         Ok(HubServer { core, listener })
     }
 

@@ -112,9 +112,21 @@ pub enum NetError {
     /// The agent's home or chain failed.
     #[error(transparent)]
     Home(#[from] accord_store::HomeError),
-    /// The agent's channel database failed.
+    /// The agent's channel database holds something it should not (a
+    /// session of another agent, a damaged key).
     #[error("channel database: {0}")]
     Db(String),
+    /// SQLite failed on `channel.db` or `hub.db`.
+    #[error("channel database: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    /// The operating system refused a file or socket operation.
+    #[error("{what}: {source}")]
+    System {
+        /// What was being done (e.g. "cannot listen on 127.0.0.1:7700").
+        what: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// `channel.db` or `hub.db` is not a database this build can use (a
     /// file of another program, or of a newer Accord); it was left
     /// untouched.
@@ -153,7 +165,7 @@ impl From<ChannelError> for NetError {
 
 impl From<rusqlite::Error> for NetError {
     fn from(e: rusqlite::Error) -> Self {
-        NetError::Db(e.to_string())
+        NetError::Sqlite(e)
     }
 }
 
@@ -169,4 +181,35 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], NetError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| NetError::Io(format!("random number generator: {e}")))?;
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::NetError;
+
+    #[test]
+    fn wrapped_errors_keep_their_cause() {
+        let sqlite = rusqlite::Connection::open_in_memory()
+            .unwrap()
+            .execute("not sql", [])
+            .unwrap_err();
+        let e = NetError::from(sqlite);
+        let cause = e.source().expect("the SQLite error is kept");
+        assert!(cause.downcast_ref::<rusqlite::Error>().is_some());
+        assert!(e.to_string().starts_with("channel database: "), "{e}");
+
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "in use");
+        let e = NetError::System {
+            what: "cannot listen on 127.0.0.1:1".into(),
+            source: io,
+        };
+        let cause = e.source().expect("the OS error is kept");
+        assert_eq!(
+            cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            Some(std::io::ErrorKind::AddrInUse)
+        );
+        assert_eq!(e.to_string(), "cannot listen on 127.0.0.1:1: in use");
+    }
 }

@@ -60,7 +60,10 @@ impl Recorder {
                     }
                 }
             })
-            .map_err(|e| NetError::Io(format!("cannot start the recorder thread: {e}")))?;
+            .map_err(|source| NetError::System {
+                what: "cannot start the recorder thread".into(),
+                source,
+            })?;
         Ok(Recorder {
             tx: Some(tx),
             thread: Some(thread),

@@ -90,7 +90,20 @@ pub enum KeyFileError {
     EmptyPassphrase,
     /// The KDF failed (parameters out of range).
     #[error("key derivation failed: {0}")]
-    Kdf(String),
+    Kdf(#[source] argon2::Error),
+    /// Argon2 parameters outside what Accord accepts.
+    #[error(
+        "key derivation failed: Argon2 parameters outside 8 MiB-1 GiB, 1-16 passes, 1-16 lanes"
+    )]
+    KdfBounds,
+    /// AES-GCM refused to encrypt (never for a 32-byte seed; named rather
+    /// than a panic).
+    #[error("key derivation failed: encryption failed")]
+    Encrypt,
+    /// The derived key was refused by the cipher (never with a 32-byte
+    /// key; kept so the failure is named rather than a panic).
+    #[error("the derived key does not fit AES-256-GCM")]
+    CipherKey,
 }
 
 /// The public part of a key file, readable without the passphrase.
@@ -123,9 +136,7 @@ pub fn seal(
         None => json!({ "kdf": "none" }),
         Some([]) => return Err(KeyFileError::EmptyPassphrase),
         Some(_) if !params.in_bounds() => {
-            return Err(KeyFileError::Kdf(
-                "Argon2 parameters outside 8 MiB-1 GiB, 1-16 passes, 1-16 lanes".into(),
-            ));
+            return Err(KeyFileError::KdfBounds);
         }
         Some(_) => json!({
             "cipher": "aes-256-gcm",
@@ -151,7 +162,7 @@ pub fn seal(
         Some(p) => {
             let aead_key = derive(p, &salt, params)?;
             let cipher = Aes256Gcm::new_from_slice(aead_key.as_ref())
-                .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
+                .map_err(|_| KeyFileError::CipherKey)?;
             let ct = cipher
                 .encrypt(
                     &Nonce::from(nonce),
@@ -160,7 +171,7 @@ pub fn seal(
                         aad: &aad,
                     },
                 )
-                .map_err(|_| KeyFileError::Kdf("encryption failed".into()))?;
+                .map_err(|_| KeyFileError::Encrypt)?;
             encode_b64(&ct)
         }
     };
@@ -192,7 +203,7 @@ pub fn open(bytes: &[u8], passphrase: Option<&[u8]>) -> Result<Keypair, KeyFileE
             }
             let aead_key = derive(p, salt, *params)?;
             let cipher = Aes256Gcm::new_from_slice(aead_key.as_ref())
-                .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
+                .map_err(|_| KeyFileError::CipherKey)?;
             let pt = Zeroizing::new(
                 cipher
                     .decrypt(
@@ -346,12 +357,12 @@ fn derive(
     salt: &[u8; 16],
     p: KdfParams,
 ) -> Result<Zeroizing<[u8; 32]>, KeyFileError> {
-    let params = Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32))
-        .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
+    let params =
+        Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(32)).map_err(KeyFileError::Kdf)?;
     let mut out = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(passphrase, salt, out.as_mut())
-        .map_err(|e| KeyFileError::Kdf(e.to_string()))?;
+        .map_err(KeyFileError::Kdf)?;
     Ok(out)
 }
 
@@ -364,6 +375,15 @@ mod tests {
         t_cost: 1,
         p_cost: 1,
     };
+
+    #[test]
+    fn a_kdf_failure_keeps_argon2s_error() {
+        use std::error::Error as _;
+        // Within Accord's bounds for memory, but a salt Argon2 refuses.
+        let e = derive(b"pw", &[0u8; 16], KdfParams { p_cost: 0, ..FAST }).unwrap_err();
+        let cause = e.source().expect("Argon2's error is kept");
+        assert!(cause.downcast_ref::<argon2::Error>().is_some(), "{e}");
+    }
 
     fn ts() -> Timestamp {
         Timestamp::parse("2026-11-24T10:00:00.000000Z").unwrap()

@@ -7,6 +7,9 @@
 //! * [`LocalHub`] — an in-process hub (one process, tests, notebooks).
 //! * [`HubServer`] — the TCP hub (`accord hub serve`): length-framed JSON,
 //!   registration by signed challenge, durable store-and-forward queue.
+//!   **An envelope is routed** by [`HubCore::enqueue`] (checks and queues it
+//!   for its recipient) and pushed by the connection's delivery loop in
+//!   [`hub`]; the protocol handler is [`hub::serve_connection`].
 //! * [`HubClient`] — the client side of the hub protocol.
 //!
 //! ```

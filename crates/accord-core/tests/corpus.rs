@@ -2215,11 +2215,6 @@ fn gen_exports(c: &mut Corpus) {
         "strict verification refuses it",
         "batch verification must refuse it too (1.3 is normative)",
     );
-    batch = subst(
-        &batch,
-        "comment:",
-        "known-failure: batch verification accepts signatures whose R has a small-order component\ncomment:",
-    );
     c.files
         .insert("export-bad-small-order-r-batch".into(), batch);
 }
@@ -2394,7 +2389,6 @@ fn gen_archives(c: &mut Corpus) {
         "signature",
         "event 1's signature has a small-order component in R: batch verification must refuse it too (1.3 is normative)",
         &[
-            h("known-failure", "batch verification accepts signatures whose R has a small-order component"),
             h("signature-mode", "batch"),
             h("line", "3"),
         ],

@@ -955,3 +955,97 @@ fn go_sumdb_note_vector() {
             .is_err()
     );
 }
+
+/// Chain level: a chain of 150 events, one of which (at each of several
+/// positions, inside the first full batch, in a later one and in the short
+/// tail) carries a signature with a small-order component in R, made by
+/// the chain's own key. Both signature modes name exactly that event; the
+/// chain without it verifies in both.
+#[test]
+fn chains_with_a_torsion_signature_fail_at_it_in_every_mode() {
+    use accord_core::{
+        ChainVerifier, ChainWriter, Event, Head, Map, SignatureMode, SignedEvent, Timestamp,
+    };
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+
+    let seed = [0x43u8; 32];
+    let kp = Keypair::from_seed(&seed).unwrap();
+    let h = Sha512::digest(seed);
+    let mut a_bytes = [0u8; 32];
+    a_bytes.copy_from_slice(&h[..32]);
+    a_bytes[0] &= 248;
+    a_bytes[31] &= 127;
+    a_bytes[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a_bytes);
+    // R = [r]B + T for the order-8 point T, S for that R: strict refuses it.
+    let torsion_sign = |msg: &[u8]| {
+        let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest(msg).into());
+        let enc = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1])
+            .compress()
+            .to_bytes();
+        let mut hh = Sha512::new();
+        hh.update(enc);
+        hh.update(kp.public().to_bytes());
+        hh.update(msg);
+        let s = r + Scalar::from_bytes_mod_order_wide(&hh.finalize().into()) * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&enc);
+        sig[32..].copy_from_slice(s.as_bytes());
+        sig
+    };
+    let t = |i: i64| Timestamp::from_unix_micros(1_795_000_000_000_000 + i).unwrap();
+    let nonce = |i: u64| {
+        let mut b = [0x5a; 16];
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        uuid::Builder::from_random_bytes(b).into_uuid()
+    };
+    let build = |bad_at: Option<u64>| -> Vec<SignedEvent> {
+        let g = Event::genesis(kp.public(), t(0), nonce(0), Map::new())
+            .sign(&kp)
+            .unwrap();
+        let mut chain = vec![g];
+        for seq in 1..150u64 {
+            let head = Head::of(chain.last().unwrap());
+            let mut w = ChainWriter::new(&kp, head, t(seq as i64));
+            let mut ev = w.append(nonce(seq), "step".into(), Map::new()).unwrap();
+            if bad_at == Some(seq) {
+                let old = URL_SAFE_NO_PAD.encode(ev.signature().to_bytes());
+                let new = URL_SAFE_NO_PAD.encode(torsion_sign(&ev.signing_message()));
+                let text = String::from_utf8(ev.canonical().to_vec()).unwrap();
+                ev = SignedEvent::from_canonical(text.replace(&old, &new).as_bytes()).unwrap();
+                assert!(
+                    !kp.public()
+                        .verify_strict(&ev.signing_message(), ev.signature())
+                );
+            }
+            chain.push(ev);
+        }
+        chain
+    };
+    let run = |chain: &[SignedEvent], mode: SignatureMode| {
+        let mut v = ChainVerifier::new(mode);
+        for ev in chain {
+            if let Err(f) = v.push(ev) {
+                return Err((f.seq, f.to_string()));
+            }
+        }
+        v.finish()
+            .map(|s| s.events)
+            .map_err(|f| (f.seq, f.to_string()))
+    };
+    for mode in [SignatureMode::Batch, SignatureMode::Strict] {
+        assert_eq!(run(&build(None), mode), Ok(150));
+    }
+    for bad in [1u64, 40, 63, 64, 100, 130, 149] {
+        let chain = build(Some(bad));
+        for mode in [SignatureMode::Batch, SignatureMode::Strict] {
+            let got = run(&chain, mode).unwrap_err();
+            assert_eq!(got.0, bad, "{mode:?}: {}", got.1);
+            assert!(got.1.contains("signature"), "{}", got.1);
+        }
+    }
+}

@@ -73,11 +73,14 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
     let t = Instant::now();
     let ok = sigs.iter().all(|s| kp.public().verify_strict(&msg, s));
     let verify_rate = per_sec(n_floor, t.elapsed());
+    // What the default (batch) mode runs: the strict equation, 64 at a
+    // time, with a table built once for the key (counted in the time).
     let t = Instant::now();
     let msgs: Vec<&[u8]> = (0..64).map(|_| msg.as_slice()).collect();
+    let verifier = kp.public().verifier();
     let mut batch_ok = true;
     for chunk in sigs.chunks_exact(64) {
-        batch_ok &= kp.public().verify_batch(&msgs, chunk);
+        batch_ok &= verifier.first_invalid(&msgs, chunk) == Ok(None);
     }
     let batch_rate = per_sec(n_floor / 64 * 64, t.elapsed());
     if !(ok && batch_ok) {

@@ -179,9 +179,12 @@ pub fn run(out: Option<&Path>) -> Result<(), CliError> {
     let mut paths = Vec::new();
     for (agent, n) in agents.iter().zip(names) {
         let path = chains_dir.join(format!("{n}.jsonl"));
-        let file = fs::File::create(&path).map_err(|e| CliError::io(e.to_string()))?;
-        let mut w = BufWriter::new(file);
+        let mut file = crate::AtomicOutput::create(&path, true)?;
+        let mut w = BufWriter::new(&mut file);
         let count = agent.export(&mut w, &mut |_| {})?;
+        w.into_inner()
+            .map_err(|e| CliError::io(format!("cannot write {}: {}", path.display(), e.error())))?;
+        file.commit()?;
         outln!("   {}  ({count} events)", path.display());
         paths.push(path);
     }

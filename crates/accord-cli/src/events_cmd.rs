@@ -13,7 +13,7 @@ use accord_store::{EventStore, Home};
 use accord_tsp::archive::ArchiveTimestamps;
 use serde_json::json;
 
-use crate::common::{create_output, ignore_broken_pipe, spinner};
+use crate::common::{AtomicOutput, ignore_broken_pipe, spinner};
 use crate::exit::{CliError, Code};
 use crate::identity_cmd::open_agent;
 use crate::text::{group_digits, printable, truncate};
@@ -117,9 +117,11 @@ pub(crate) fn cmd_log(home: &Home, from: u64, to: Option<u64>, json: bool) -> Re
                         printable(&truncate(&payload, 100))
                     )
                 }
+                // The row is shown with the reason it does not read as an
+                // event (`--json` prints its bytes).
                 Err(e) => writeln!(
                     out,
-                    "{seq:>6}  <unreadable event: {}; run `accord verify`>",
+                    "{seq:>6}  <not a readable event: {}; see `accord verify`, `accord log --json`>",
                     printable(&e.to_string())
                 ),
             }
@@ -145,23 +147,28 @@ pub(crate) fn cmd_export(home: &Home, out: Option<&Path>, force: bool) -> Result
     let mut tick = |n| progress.set_position(n);
     let count = match out {
         Some(path) => {
-            let file = create_output(path, force)?;
-            let mut w = BufWriter::new(file);
-            let written = agent
-                .export(&mut w, &mut tick)
-                .map_err(CliError::from)
-                .and_then(|n| {
-                    let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
-                    file.sync_all().map_err(|e| CliError::io(e.to_string()))?;
-                    Ok(n)
-                });
-            match written {
-                Ok(n) => n,
-                Err(e) => {
-                    // Never leave a partial export under the requested name.
-                    let _ = std::fs::remove_file(path);
-                    return Err(e);
+            let mut file = AtomicOutput::create(path, force)?;
+            let mut w = BufWriter::new(&mut file);
+            let written = agent.export(&mut w, &mut tick);
+            let flushed = w.into_inner().map(drop).map_err(|e| {
+                CliError::io(format!("cannot write {}: {}", path.display(), e.error()))
+            });
+            match (written, flushed) {
+                (Ok(n), Ok(())) => {
+                    file.commit()?;
+                    n
                 }
+                // The events before an unreadable one, sealed: a valid
+                // export of its own, kept, and the command still fails.
+                (Err(e @ accord_store::HomeError::ExportStopped { .. }), Ok(())) => {
+                    file.commit()?;
+                    progress.finish_and_clear();
+                    return Err(e.into());
+                }
+                // Dropping `file` removes the temporary file: no partial
+                // export is left under the requested name.
+                (Err(e), _) => return Err(e.into()),
+                (_, Err(e)) => return Err(e),
             }
         }
         None => {

@@ -80,7 +80,9 @@ pub fn home_code(e: &HomeError) -> Code {
         }
         HomeError::Store(s) => store_code(s),
         HomeError::Input(_) => Code::Input,
-        HomeError::Contradiction(_) | HomeError::ChainInvalid(_) => Code::VerifyFailed,
+        HomeError::Contradiction(_)
+        | HomeError::ChainInvalid(_)
+        | HomeError::ExportStopped { .. } => Code::VerifyFailed,
         _ => Code::Io,
     }
 }

@@ -11,7 +11,7 @@ use accord_store::{EventStore, Home};
 use serde_json::json;
 
 use crate::exit::{CliError, Code};
-use crate::{open_agent, printable, write_output};
+use crate::{AtomicOutput, open_agent, printable, write_output, write_to};
 
 fn open_payload(path: &Path) -> Result<BufReader<File>, CliError> {
     File::open(path)
@@ -45,8 +45,14 @@ pub fn send(
         return Err(CliError::input("--to names this agent itself"));
     }
     let mut reader = open_payload(payload)?;
+    // Open the output before recording, so a refused output file does not
+    // leave a recorded receipt nobody received.
+    let file = out.map(|p| AtomicOutput::create(p, force)).transpose()?;
     let (receipt, event) = agent.send_handoff(&receiver, &mut reader, parent_task)?;
-    write_output(out, force, receipt.canonical())?;
+    match file {
+        Some(f) => write_to(f, receipt.canonical())?,
+        None => write_output(None, force, receipt.canonical())?,
+    }
     if out.is_some() {
         eprintln!(
             "handoff {} to {receiver}: seq {}, {} bytes, sha256 {}; recorded as event seq {}",

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::exit::{CliError, Code};
-use crate::{create_output, input, printable, tsa};
+use crate::{AtomicOutput, input, printable, tsa};
 
 /// `accord timestamp …`
 #[derive(Subcommand)]
@@ -187,10 +187,10 @@ fn request(a: RequestArgs) -> Result<(), CliError> {
         )));
     }
     let (token, report) = tsa::request(&a.tsa, &imprint, &trust)?;
-    let mut f = create_output(&out, a.force)?;
+    let mut f = AtomicOutput::create(&out, a.force)?;
     f.write_all(&token)
-        .and_then(|_| f.sync_all())
         .map_err(|e| CliError::io(format!("cannot write {}: {e}", out.display())))?;
+    f.commit()?;
     if a.json {
         let mut v = report_json(&report);
         v["ok"] = true.into();

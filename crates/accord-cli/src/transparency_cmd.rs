@@ -9,7 +9,7 @@ use accord_core::{AgentId, SignedEvent, note, proof};
 use accord_store::{EventStore, Home};
 use serde_json::json;
 
-use crate::common::{create_output, spinner, write_output};
+use crate::common::{AtomicOutput, spinner, write_output};
 use crate::exit::{CliError, Code};
 use crate::identity_cmd::open_agent;
 use crate::text::{group_digits, printable};
@@ -36,18 +36,22 @@ pub(crate) fn cmd_certify(
     let path = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(format!("{}.accord", agent.key().agent_id())));
-    let file = create_output(&path, force)?;
-    let mut w = BufWriter::new(file);
+    let mut file = AtomicOutput::create(&path, force)?;
+    let mut w = BufWriter::new(&mut file);
     let result = match stamper.as_mut() {
         Some(s) => agent.certify_with(&mut w, &mut tick, Some(&mut |note: &[u8]| s.ask(note))),
         None => agent.certify(&mut w, &mut tick),
     };
+    let flushed = w
+        .into_inner()
+        .map(drop)
+        .map_err(|e| CliError::io(format!("cannot write {}: {}", path.display(), e.error())));
     let (count, cp) = match result {
         Ok(r) => r,
         Err(e) => {
-            // Never leave a partial archive behind under the requested name.
-            drop(w);
-            let _ = std::fs::remove_file(&path);
+            // Dropping `file` removes the temporary file: no partial
+            // archive is left under the requested name.
+            drop(file);
             // A TSA failure keeps its own exit code (network, verification).
             return Err(stamper
                 .as_mut()
@@ -55,8 +59,8 @@ pub(crate) fn cmd_certify(
                 .unwrap_or_else(|| e.into()));
         }
     };
-    let file = w.into_inner().map_err(|e| CliError::io(e.to_string()))?;
-    file.sync_all().map_err(|e| CliError::io(e.to_string()))?;
+    flushed?;
+    file.commit()?;
     progress.finish_and_clear();
     outln!(
         "certified {} events of {} into {}\n  checkpoint size {} root {}\n  check it anywhere with: accord verify {}",

@@ -7,7 +7,6 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use std::fs::File;
 use std::io::Write;
 
 use accord_core::note::{self, Checkpoint, Note};
@@ -15,11 +14,12 @@ use accord_core::{Map, PublicKey, SignedEvent, Value, proof};
 use accord_store::{EventStore, Home, StoreError};
 
 use crate::exit::{CliError, Code};
-use crate::{create_output, input, open_agent, verify_before_signing};
+use crate::{AtomicOutput, input, open_agent, verify_before_signing, write_to};
 
-/// Where the cosigned note goes: a file opened up front, or stdout.
+/// Where the cosigned note goes: a file opened up front (written
+/// atomically), or stdout.
 enum Output {
-    File(File, std::path::PathBuf),
+    File(AtomicOutput),
     Stdout,
 }
 
@@ -28,24 +28,12 @@ impl Output {
         let Some(path) = out else {
             return Ok(Output::Stdout);
         };
-        let f = create_output(path, force)?;
-        Ok(Output::File(f, path.to_owned()))
+        Ok(Output::File(AtomicOutput::create(path, force)?))
     }
 
-    /// Removes a file opened for output that will not be written.
-    fn discard(&mut self) {
-        if let Output::File(_, path) = self {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), CliError> {
+    fn write(self, bytes: &[u8]) -> Result<(), CliError> {
         match self {
-            Output::File(f, path) => f
-                .write_all(bytes)
-                .and_then(|_| f.write_all(b"\n"))
-                .and_then(|_| f.sync_all())
-                .map_err(|e| CliError::io(format!("cannot write {}: {e}", path.display()))),
+            Output::File(f) => write_to(f, bytes),
             Output::Stdout => {
                 let mut o = crate::out::Stdout;
                 o.write_all(bytes)
@@ -105,11 +93,9 @@ pub fn cosign(
     payload.insert("note".into(), Value::from(text.clone()));
     // Open the output before recording, so a refused output file does not
     // leave a recorded cosignature nobody received.
-    let mut sink = Output::open(out, force)?;
-    if let Err(e) = agent.stamp(COSIGNED_TYPE, payload) {
-        sink.discard();
-        return Err(e.into());
-    }
+    // Dropped on an error, the output removes its temporary file.
+    let sink = Output::open(out, force)?;
+    agent.stamp(COSIGNED_TYPE, payload)?;
     eprintln!(
         "cosigned {} at size {} as {name}{}",
         cp.origin,

@@ -1567,3 +1567,220 @@ fn a_payload_too_deep_for_its_event_is_refused_at_stamp() {
     ok(&env.run(&["export", "--out", out.to_str().unwrap()]));
     ok(&env.run(&["verify", out.to_str().unwrap()]));
 }
+
+/// Writes, as an older `accord` did, a validly signed event whose payload is
+/// nested 127 levels (so the event 128, beyond the limit of PROTOCOL.md 2)
+/// as the next row of the store at `home`, with its Merkle leaf, and
+/// returns its seq.
+fn append_over_deep_event(home: &Path) -> u64 {
+    use accord_core::{Map, jcs};
+    let agent = accord_store::Home::new(home.to_path_buf())
+        .open(None)
+        .unwrap();
+    let key = agent.key();
+    let db = home.join("events.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (seq, body): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT seq, body FROM events ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let seq = seq as u64;
+    let prev = accord_core::SignedEvent::from_canonical(&body).unwrap();
+    let mut payload = Value::Object(Map::new());
+    for _ in 0..126 {
+        let mut m = Map::new();
+        m.insert("a".into(), payload);
+        payload = Value::Object(m);
+    }
+    let mut ev = Map::new();
+    ev.insert("agent_id".into(), key.agent_id().as_str().into());
+    ev.insert("format".into(), "accord-event/1".into());
+    ev.insert(
+        "nonce".into(),
+        "6c2f3f5e-8a1b-4c2d-9e3f-0a1b2c3d4e5f".into(),
+    );
+    ev.insert("payload".into(), payload);
+    ev.insert("prev_hash".into(), prev.hash().to_hex().into());
+    ev.insert("seq".into(), (seq + 1).into());
+    ev.insert("timestamp".into(), prev.event().timestamp.as_str().into());
+    ev.insert("type".into(), "deep".into());
+    let sig = key.sign(&jcs::to_vec(&Value::Object(ev.clone())));
+    use base64::Engine;
+    ev.insert(
+        "signature".into(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sig.to_bytes())
+            .into(),
+    );
+    let bytes = jcs::to_vec(&Value::Object(ev));
+    assert!(jcs::parse(&bytes).is_err(), "the event is beyond the limit");
+    conn.execute(
+        "INSERT INTO events (agent_id, seq, body) VALUES (?1, ?2, ?3)",
+        rusqlite::params![key.agent_id().as_str(), (seq + 1) as i64, bytes],
+    )
+    .unwrap();
+    seq + 1
+}
+
+/// A store that already holds an over-deep event (an older `accord`
+/// accepted a 127-level payload) stays usable: `log` shows every event,
+/// `verify` names the event's seq and the limit, and `export` writes and
+/// seals the events before it (a valid export) and says why it stopped.
+#[test]
+fn a_store_holding_an_over_deep_event_stays_usable() {
+    let env = Env::new();
+    env.init();
+    ok(&env.run(&["stamp", "before", "--payload", "{\"i\":1}"]));
+    let seq = append_over_deep_event(&env.home());
+    assert_eq!(seq, 2);
+    // log: every row, the deep one with the reason, not "<unreadable event>".
+    let log = ok(&env.run(&["log"]));
+    assert!(log.contains("before"), "{log}");
+    assert!(
+        log.contains("nested more than 127 levels") && !log.contains("unreadable event"),
+        "{log}"
+    );
+    assert_eq!(ok(&env.run(&["log", "--json"])).lines().count(), 3);
+    // verify: the seq and the limit.
+    fails(&env.run(&["verify"]), 1, "event seq 2");
+    fails(&env.run(&["verify"]), 1, "nested more than 127 levels");
+    // export: the two events before it, sealed; the file verifies.
+    let out = env.path("x.jsonl");
+    let o = env.run(&["export", "--out", out.to_str().unwrap()]);
+    fails(&o, 1, "event seq 2");
+    fails(&o, 1, "nested more than 127 levels");
+    fails(&o, 1, "exported the 2 events before it");
+    let r = json(&env.run(&["verify", out.to_str().unwrap(), "--json"]));
+    assert_eq!(r["events"], 2, "{r}");
+    assert_eq!(fs::read_to_string(&out).unwrap().lines().count(), 3);
+    // Writing on top of it is refused with the same precise reason.
+    fails(
+        &env.run(&["stamp", "after"]),
+        5,
+        "nested more than 127 levels",
+    );
+}
+
+/// Files in `dir` other than the ones named: temporary files a command
+/// left behind.
+fn strays(dir: &Path, expected: &[&str]) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !expected.contains(&n.as_str()))
+        .collect()
+}
+
+/// Every command that writes an output file writes it atomically: a
+/// failing command leaves neither the file nor a temporary file, and a
+/// failing `--force` leaves the file it would have replaced untouched.
+#[test]
+fn failing_commands_leave_no_output_file() {
+    let env = Env::new();
+    env.init();
+    for i in 0..5 {
+        ok(&env.run(&["stamp", "s", "--payload", &format!("{{\"i\":{i}}}")]));
+    }
+    ok(&env.run(&["checkpoint"]));
+    let out = env.dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let p = |n: &str| out.join(n).to_str().unwrap().to_owned();
+    // Successful writes: the file, nothing else.
+    ok(&env.run(&["export", "--out", &p("ok.jsonl")]));
+    ok(&env.run(&["prove", "2", "--out", &p("ok.proof")]));
+    ok(&env.run(&["certify", "--out", &p("ok.accord")]));
+    assert_eq!(
+        strays(&out, &["ok.jsonl", "ok.proof", "ok.accord"]),
+        Vec::<String>::new()
+    );
+    // An existing file is refused before anything is written or recorded.
+    fs::write(out.join("taken"), b"old").unwrap();
+    let before = ok(&env.run(&["log", "--json"])).lines().count();
+    let payload = env.path("payload.bin");
+    fs::write(&payload, b"work").unwrap();
+    let other = "4XmjKEd9A96KhoMX94zWJmd28dcPisbW";
+    fails(
+        &env.run(&[
+            "handoff",
+            "send",
+            "--to",
+            other,
+            "--payload",
+            payload.to_str().unwrap(),
+            "--out",
+            &p("taken"),
+        ]),
+        6,
+        "--force",
+    );
+    assert_eq!(
+        ok(&env.run(&["log", "--json"])).lines().count(),
+        before,
+        "a receipt was recorded although its output file was refused"
+    );
+    for args in [
+        vec!["export", "--out", &p("taken")],
+        vec!["certify", "--out", &p("taken")],
+        vec!["prove", "2", "--out", &p("taken")],
+    ] {
+        fails(&env.run(&args), 6, "pass --force to replace it");
+    }
+    assert_eq!(fs::read(out.join("taken")).unwrap(), b"old");
+    // Tamper with the store: export, certify and prove fail after they
+    // started writing; none leaves a file, a temporary file, or a changed
+    // file it was told to replace.
+    let db = env.home().join("events.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("DROP TRIGGER events_no_update").unwrap();
+        let body: Vec<u8> = conn
+            .query_row("SELECT body FROM events WHERE seq = 4", [], |r| r.get(0))
+            .unwrap();
+        let edited = String::from_utf8(body)
+            .unwrap()
+            .replace("\"i\":3", "\"i\":9");
+        conn.execute(
+            "UPDATE events SET body = ?1 WHERE seq = 4",
+            [edited.as_bytes()],
+        )
+        .unwrap();
+    }
+    fails(
+        &env.run(&["export", "--out", &p("bad.jsonl")]),
+        1,
+        "event seq 4",
+    );
+    fails(
+        &env.run(&["certify", "--out", &p("bad.accord")]),
+        1,
+        "event seq 4",
+    );
+    fails(
+        &env.run(&["prove", "2", "--out", &p("bad.proof")]),
+        1,
+        "event seq 4",
+    );
+    fails(
+        &env.run(&["export", "--out", &p("taken"), "--force"]),
+        1,
+        "event seq 4",
+    );
+    fails(
+        &env.run(&["certify", "--out", &p("taken"), "--force"]),
+        1,
+        "event seq 4",
+    );
+    assert_eq!(
+        fs::read(out.join("taken")).unwrap(),
+        b"old",
+        "--force replaced a file and failed"
+    );
+    assert_eq!(
+        strays(&out, &["ok.jsonl", "ok.proof", "ok.accord", "taken"]),
+        Vec::<String>::new(),
+        "a failed command left a file behind"
+    );
+}

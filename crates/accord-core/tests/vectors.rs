@@ -12,9 +12,11 @@
 //!   key derivation from the seed, deterministic signatures, verification.
 //! * **djb's `sign.input`** (as shipped in pyca `cryptography-vectors`): the same
 //!   checks for all 1024 lines.
-//! * **C2SP CCTV Ed25519 edge cases**: pins our verification policy (canonical,
-//!   non-small-order keys at [`PublicKey::from_bytes`], then dalek
-//!   `verify_strict`) and compares it with [`PublicKey::verify_batch`].
+//! * **C2SP CCTV Ed25519 edge cases**: pins our one verification rule
+//!   (canonical, torsion-free keys at [`PublicKey::from_bytes`], then dalek
+//!   `verify_strict`) and checks that [`accord_core::identity::KeyVerifier`], what the default
+//!   (batch) chain mode runs, gives the same answer on every vector, alone
+//!   and in batches; so does Wycheproof, and so do generated torsion cases.
 //! * **Bitcoin Core `base58_encode_decode.json`**: the base58btc alphabet used
 //!   by `agent_id`.
 //! * **cyberphone/json-canonicalization** (RFC 8785 author's test data): byte
@@ -109,6 +111,43 @@ fn accord_verifies(key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     key.verify_strict(msg, &sig)
 }
 
+/// The same decision through `KeyVerifier`, the verifier of the default
+/// (batch) chain mode, for one signature alone.
+fn keyed_verifies(key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    let Ok(key) = <[u8; 32]>::try_from(key) else {
+        return false;
+    };
+    let Ok(key) = PublicKey::from_bytes(&key) else {
+        return false;
+    };
+    let Ok(sig) = Signature::from_slice(sig) else {
+        return false;
+    };
+    key.verifier().verify(msg, &sig)
+}
+
+/// Every rotation of the (message, signature) pairs of one key as one
+/// batch through `KeyVerifier::first_invalid`: the first signature it
+/// names must be the first one `verify_strict` refuses. Returns how many
+/// batches were checked.
+fn check_batches(key: &PublicKey, cases: &[(Vec<u8>, Signature)]) -> usize {
+    let v = key.verifier();
+    for start in 0..cases.len() {
+        let order: Vec<&(Vec<u8>, Signature)> =
+            cases[start..].iter().chain(&cases[..start]).collect();
+        let msgs: Vec<&[u8]> = order.iter().map(|(m, _)| m.as_slice()).collect();
+        let sigs: Vec<Signature> = order.iter().map(|(_, s)| *s).collect();
+        let strict = order.iter().position(|(m, s)| !key.verify_strict(m, s));
+        assert_eq!(
+            v.first_invalid(&msgs, &sigs),
+            Ok(strict),
+            "key {}: batch starting at {start}",
+            key.to_b64()
+        );
+    }
+    cases.len()
+}
+
 /// Checks one RFC 8032 style vector: seed → public key, deterministic
 /// signature, strict verification, and rejection of a different message.
 fn check_ed25519_signing(
@@ -173,10 +212,26 @@ fn wycheproof_crate_data_is_the_documented_snapshot() {
 fn wycheproof_ed25519_strict_verification() {
     use wycheproof::eddsa::{TestName, TestSet};
     let set = TestSet::load(TestName::Ed25519).expect("wycheproof ed25519 data");
-    let (mut valid, mut invalid) = (0, 0);
+    let (mut valid, mut invalid, mut batches) = (0, 0, 0);
     for group in &set.test_groups {
+        if let Ok(key) = <[u8; 32]>::try_from(&group.key.pk[..])
+            && let Ok(key) = PublicKey::from_bytes(&key)
+        {
+            let cases: Vec<(Vec<u8>, Signature)> = group
+                .tests
+                .iter()
+                .filter_map(|t| Some((t.msg.to_vec(), Signature::from_slice(&t.sig).ok()?)))
+                .collect();
+            batches += check_batches(&key, &cases);
+        }
         for t in &group.tests {
             let accepted = accord_verifies(&group.key.pk, &t.msg, &t.sig);
+            assert_eq!(
+                keyed_verifies(&group.key.pk, &t.msg, &t.sig),
+                accepted,
+                "tcId {}: the batch-mode verifier disagrees with strict",
+                t.tc_id
+            );
             match t.result {
                 TestResult::Valid => {
                     assert!(
@@ -199,6 +254,7 @@ fn wycheproof_ed25519_strict_verification() {
         }
     }
     assert_eq!((valid, invalid), (88, 63));
+    assert!(batches > 100, "only {batches} batches checked");
 }
 
 /// Policy: a DH result of all zeros (a low-order peer key) must be detected
@@ -397,14 +453,13 @@ fn djb_sign_input() {
 /// so our accept set is the vectors whose flags are a subset of
 /// `{low_order_component_R}`.
 ///
-/// That key rule exists for batch verification: `verify_batch` (a
-/// deterministic random linear combination, cofactorless, no small-order or
-/// canonicity check on R) can disagree with strict verification. With
-/// torsion-free keys, every vector it accepts and strict refuses has torsion
-/// in R — a signature only the key holder can make. Without the key rule,
-/// #439 and #833 (clean R, mixed-order key) were accepted by batch alone.
-///
-/// The numbers are pinned so any change in either verifier shows up here.
+/// The default (batch) chain mode verifies with `KeyVerifier`; it must
+/// give exactly the strict answer on every vector, alone and in batches of
+/// all the vectors of one key. ed25519-dalek's `verify_batch`, which that
+/// mode used before (a cofactored random linear combination), accepted
+/// seven vectors strict refuses, all with a small-order (component in) R: the
+/// disagreement this rule removes. The numbers are pinned so any change in
+/// either verifier shows up here.
 #[test]
 fn cctv_ed25519_policy() {
     let Some(dir) = vectors_dir() else { return };
@@ -412,9 +467,10 @@ fn cctv_ed25519_policy() {
     let doc = read_json(&path);
     let vectors = doc.as_array().expect("cctv: top-level array");
     let allowed = ["low_order_component_R"];
-    let (mut accepted, mut expected) = (BTreeSet::new(), BTreeSet::new());
-    let (mut strict_only, mut batch_only, mut batch_only_clean_r) =
+    let (mut accepted, mut expected, mut dalek_batch_only) =
         (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let mut by_key: std::collections::BTreeMap<[u8; 32], Vec<(Vec<u8>, Signature)>> =
+        Default::default();
     for v in vectors {
         let number = v["number"].as_u64().expect("cctv: number");
         let flags: BTreeSet<&str> = v["flags"]
@@ -426,14 +482,18 @@ fn cctv_ed25519_policy() {
         let sig = Signature::from_bytes(&unhex_n::<64>(field(v, "sig")));
         let msg = field(v, "msg").as_bytes();
         let strict = accord_verifies(&key, msg, &sig.to_bytes());
-        let batch = PublicKey::from_bytes(&key).is_ok_and(|k| k.verify_batch(&[msg], &[sig]));
+        assert_eq!(
+            keyed_verifies(&key, msg, &sig.to_bytes()),
+            strict,
+            "#{number} {flags:?}: the batch-mode verifier disagrees with strict"
+        );
+        by_key.entry(key).or_default().push((msg.to_vec(), sig));
 
         if has("low_order_A") || has("non_canonical_A") || has("low_order_component_A") {
             assert!(
                 !strict,
                 "#{number} {flags:?}: weak or non-canonical key accepted"
             );
-            assert!(!batch, "#{number} {flags:?}: batch accepted a weak key");
         }
         if has("low_order_R") || has("non_canonical_R") || has("low_order_residue") {
             assert!(!strict, "#{number} {flags:?}: accepted");
@@ -447,19 +507,15 @@ fn cctv_ed25519_policy() {
         if flags.iter().all(|f| allowed.contains(f)) {
             expected.insert(number);
         }
-        match (strict, batch) {
-            (true, false) => {
-                strict_only.insert(number);
+        if let Ok(k) = PublicKey::from_bytes(&key) {
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(&k.to_bytes()).unwrap();
+            if !strict && ed25519_dalek::verify_batch(&[msg], &[sig], &[vk]).is_ok() {
+                assert!(
+                    has("low_order_R") || has("low_order_component_R"),
+                    "#{number} {flags:?}: a batch-only vector with a clean R"
+                );
+                dalek_batch_only.insert(number);
             }
-            (false, true) => {
-                batch_only.insert(number);
-                let r_torsion =
-                    has("low_order_R") || has("non_canonical_R") || has("low_order_component_R");
-                if !r_torsion {
-                    batch_only_clean_r.insert(number);
-                }
-            }
-            _ => {}
         }
     }
     assert_eq!(vectors.len(), 914);
@@ -472,26 +528,119 @@ fn cctv_ed25519_policy() {
         1,
         "only the unflagged vector survives both rules"
     );
-    assert!(
-        strict_only.is_subset(&expected),
-        "strict-only: {strict_only:?}"
-    );
     assert_eq!(
-        strict_only.len(),
-        0,
-        "strict accepts, batch refuses: {strict_only:?}"
-    );
-    // The residual gap, documented in docs/SECURITY.md: all seven carry a
-    // small-order component in R.
-    assert_eq!(
-        batch_only,
+        dalek_batch_only,
         BTreeSet::from([267, 285, 304, 316, 319, 322, 362]),
-        "batch accepts, strict refuses: {batch_only:?}"
+        "what a cofactored batch accepts and strict refuses"
     );
-    assert!(
-        batch_only_clean_r.is_empty(),
-        "batch accepted signatures with a clean R that strict refuses: {batch_only_clean_r:?}"
+    let mut batches = 0;
+    for (key, cases) in &by_key {
+        if let Ok(key) = PublicKey::from_bytes(key) {
+            batches += check_batches(&key, cases);
+        }
+    }
+    assert!(batches > 0, "no CCTV key is a valid Accord key");
+}
+
+/// ℓ, the order of the base point, as 32 little-endian bytes.
+fn hex_l() -> [u8; 32] {
+    unhex_n::<32>("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+}
+
+/// Generated torsion cases: for many messages, signatures whose R is the
+/// honest `[r]B` plus each of the seven nonzero small-order points (S
+/// recomputed for that R, so the cofactored equation holds), the identity
+/// as R (with `s = k·a`), and `S + ℓ` (non-canonical encodings of R are
+/// in the CCTV set). Strict
+/// verification and the batch-mode verifier refuse every one, alone and
+/// hidden in a batch of honest signatures, and accept every honest one.
+#[test]
+fn generated_torsion_signatures_are_refused_by_every_mode() {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::edwards::EdwardsPoint;
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+
+    let seed = [0x42u8; 32];
+    let kp = Keypair::from_seed(&seed).unwrap();
+    let key = *kp.public();
+    let h = Sha512::digest(seed);
+    let mut a_bytes = [0u8; 32];
+    a_bytes.copy_from_slice(&h[..32]);
+    a_bytes[0] &= 248;
+    a_bytes[31] &= 127;
+    a_bytes[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a_bytes);
+    assert_eq!(
+        (ED25519_BASEPOINT_POINT * a).compress().to_bytes(),
+        key.to_bytes(),
+        "secret scalar"
     );
+    let challenge = |r: &[u8; 32], msg: &[u8]| {
+        let mut h = Sha512::new();
+        h.update(r);
+        h.update(key.to_bytes());
+        h.update(msg);
+        Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+    };
+    let sign_with_r = |point: EdwardsPoint, r: Scalar, msg: &[u8]| {
+        let enc = point.compress().to_bytes();
+        let s = r + challenge(&enc, msg) * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&enc);
+        sig[32..].copy_from_slice(s.as_bytes());
+        Signature::from_bytes(&sig)
+    };
+    let mut bad: Vec<(Vec<u8>, Signature)> = Vec::new();
+    let mut honest: Vec<(Vec<u8>, Signature)> = Vec::new();
+    for i in 0..40u32 {
+        let msg = format!("{{\"step\":{i}}}").into_bytes();
+        let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest(&msg).into());
+        let big_r = ED25519_BASEPOINT_POINT * r;
+        honest.push((msg.clone(), sign_with_r(big_r, r, &msg)));
+        honest.push((msg.clone(), kp.sign(&msg)));
+        for t in &EIGHT_TORSION[1..] {
+            bad.push((msg.clone(), sign_with_r(big_r + t, r, &msg)));
+        }
+        // The identity as R: s = k·a satisfies the cofactorless equation.
+        bad.push((
+            msg.clone(),
+            sign_with_r(EdwardsPoint::default(), Scalar::ZERO, &msg),
+        ));
+        // S + ℓ: the same point equation with a non-canonical scalar.
+        let good = kp.sign(&msg).to_bytes();
+        let s_plus_l = {
+            let mut sig = good;
+            let mut carry = 0u16;
+            // ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+            let l = hex_l();
+            for j in 0..32 {
+                let v = sig[32 + j] as u16 + l[j] as u16 + carry;
+                sig[32 + j] = v as u8;
+                carry = v >> 8;
+            }
+            sig
+        };
+        bad.push((msg.clone(), Signature::from_bytes(&s_plus_l)));
+    }
+    let v = key.verifier();
+    for (msg, sig) in &honest {
+        assert!(key.verify_strict(msg, sig));
+        assert!(v.verify(msg, sig));
+    }
+    for (n, (msg, sig)) in bad.iter().enumerate() {
+        assert!(!key.verify_strict(msg, sig), "case {n}: strict accepted");
+        assert!(!v.verify(msg, sig), "case {n}: batch mode accepted");
+        // Hidden among honest signatures, at every position of a batch of 64.
+        let pos = n % 64;
+        let mut cases: Vec<&(Vec<u8>, Signature)> = honest.iter().cycle().take(63).collect();
+        let pair = (msg.clone(), *sig);
+        cases.insert(pos, &pair);
+        let msgs: Vec<&[u8]> = cases.iter().map(|(m, _)| m.as_slice()).collect();
+        let sigs: Vec<Signature> = cases.iter().map(|(_, s)| *s).collect();
+        assert_eq!(v.first_invalid(&msgs, &sigs), Ok(Some(pos)), "case {n}");
+    }
+    assert_eq!(bad.len(), 40 * 9);
 }
 
 // ---------------------------------------------------------------- formats
@@ -805,4 +954,98 @@ fn go_sumdb_note_vector() {
             .verify("PeterNeumann", key.public())
             .is_err()
     );
+}
+
+/// Chain level: a chain of 150 events, one of which (at each of several
+/// positions, inside the first full batch, in a later one and in the short
+/// tail) carries a signature with a small-order component in R, made by
+/// the chain's own key. Both signature modes name exactly that event; the
+/// chain without it verifies in both.
+#[test]
+fn chains_with_a_torsion_signature_fail_at_it_in_every_mode() {
+    use accord_core::{
+        ChainVerifier, ChainWriter, Event, Head, Map, SignatureMode, SignedEvent, Timestamp,
+    };
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+
+    let seed = [0x43u8; 32];
+    let kp = Keypair::from_seed(&seed).unwrap();
+    let h = Sha512::digest(seed);
+    let mut a_bytes = [0u8; 32];
+    a_bytes.copy_from_slice(&h[..32]);
+    a_bytes[0] &= 248;
+    a_bytes[31] &= 127;
+    a_bytes[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a_bytes);
+    // R = [r]B + T for the order-8 point T, S for that R: strict refuses it.
+    let torsion_sign = |msg: &[u8]| {
+        let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest(msg).into());
+        let enc = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1])
+            .compress()
+            .to_bytes();
+        let mut hh = Sha512::new();
+        hh.update(enc);
+        hh.update(kp.public().to_bytes());
+        hh.update(msg);
+        let s = r + Scalar::from_bytes_mod_order_wide(&hh.finalize().into()) * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&enc);
+        sig[32..].copy_from_slice(s.as_bytes());
+        sig
+    };
+    let t = |i: i64| Timestamp::from_unix_micros(1_795_000_000_000_000 + i).unwrap();
+    let nonce = |i: u64| {
+        let mut b = [0x5a; 16];
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        uuid::Builder::from_random_bytes(b).into_uuid()
+    };
+    let build = |bad_at: Option<u64>| -> Vec<SignedEvent> {
+        let g = Event::genesis(kp.public(), t(0), nonce(0), Map::new())
+            .sign(&kp)
+            .unwrap();
+        let mut chain = vec![g];
+        for seq in 1..150u64 {
+            let head = Head::of(chain.last().unwrap());
+            let mut w = ChainWriter::new(&kp, head, t(seq as i64));
+            let mut ev = w.append(nonce(seq), "step".into(), Map::new()).unwrap();
+            if bad_at == Some(seq) {
+                let old = URL_SAFE_NO_PAD.encode(ev.signature().to_bytes());
+                let new = URL_SAFE_NO_PAD.encode(torsion_sign(&ev.signing_message()));
+                let text = String::from_utf8(ev.canonical().to_vec()).unwrap();
+                ev = SignedEvent::from_canonical(text.replace(&old, &new).as_bytes()).unwrap();
+                assert!(
+                    !kp.public()
+                        .verify_strict(&ev.signing_message(), ev.signature())
+                );
+            }
+            chain.push(ev);
+        }
+        chain
+    };
+    let run = |chain: &[SignedEvent], mode: SignatureMode| {
+        let mut v = ChainVerifier::new(mode);
+        for ev in chain {
+            if let Err(f) = v.push(ev) {
+                return Err((f.seq, f.to_string()));
+            }
+        }
+        v.finish()
+            .map(|s| s.events)
+            .map_err(|f| (f.seq, f.to_string()))
+    };
+    for mode in [SignatureMode::Batch, SignatureMode::Strict] {
+        assert_eq!(run(&build(None), mode), Ok(150));
+    }
+    for bad in [1u64, 40, 63, 64, 100, 130, 149] {
+        let chain = build(Some(bad));
+        for mode in [SignatureMode::Batch, SignatureMode::Strict] {
+            let got = run(&chain, mode).unwrap_err();
+            assert_eq!(got.0, bad, "{mode:?}: {}", got.1);
+            assert!(got.1.contains("signature"), "{}", got.1);
+        }
+    }
 }

@@ -18,8 +18,8 @@ use accord_core::keyfile::{self, KdfParams, KeyFileError, KeyFileInfo};
 use accord_core::merkle::{self, Levels, MerkleError, Nodes};
 use accord_core::note::{Checkpoint, Note};
 use accord_core::{
-    ChainVerifier, ChainWriter, Event, Failure, Hash32, Keypair, Map, SignatureMode, SignedEvent,
-    Summary, Timestamp, Uuid, Value,
+    ChainVerifier, ChainWriter, Event, Failure, Hash32, Keypair, Map, Reason, SignatureMode,
+    SignedEvent, Summary, Timestamp, Uuid, Value,
 };
 use rand_core::UnwrapErr;
 
@@ -82,6 +82,19 @@ pub enum HomeError {
     /// The RFC 3161 time-stamp for a certification could not be had.
     #[error("RFC 3161 timestamp: {0}")]
     Timestamp(String),
+    /// An export stopped at an event that cannot be read (e.g. one an
+    /// older version signed beyond a limit): the events before it were
+    /// written and sealed, a complete, valid export of that prefix.
+    #[error(
+        "{failure}; exported the {exported} events before it (seq 0..={last}), sealed: that file verifies; the store still holds the unreadable event (see `accord verify`, `accord log`)",
+        last = exported - 1
+    )]
+    ExportStopped {
+        /// The unreadable event.
+        failure: Failure,
+        /// Events written and sealed (at least 1, the genesis).
+        exported: u64,
+    },
 }
 
 /// Turns a signed checkpoint note into a verified RFC 3161 token (DER)
@@ -775,11 +788,17 @@ impl<S: EventStore> Agent<S> {
         let agent = self.key.agent_id().clone();
         let mut count = 0u64;
         let mut last: Option<SignedEvent> = None;
-        let head = self.store.head(&agent)?;
-        let Some(head) = head else {
-            return Err(HomeError::Store(StoreError::Invalid(
-                "the chain is empty".into(),
-            )));
+        // A head that does not parse (an over-deep event an older version
+        // signed) must not make the events before it unexportable.
+        let head = match self.store.head(&agent) {
+            Ok(Some(head)) => Some(head),
+            Ok(None) => {
+                return Err(HomeError::Store(StoreError::Invalid(
+                    "the chain is empty".into(),
+                )));
+            }
+            Err(StoreError::Corrupt(_)) => None,
+            Err(e) => return Err(e.into()),
         };
         // An export is signed (its seal), so it is verified as it is read:
         // an agent never vouches for a chain that does not verify.
@@ -787,29 +806,48 @@ impl<S: EventStore> Agent<S> {
         let mut verifier = ChainVerifier::new(SignatureMode::Batch).expect_agent(agent.clone());
         let mut failure = None;
         // Export exactly up to the head read above, even if appends continue.
-        self.store.scan(&agent, 0, Some(head.seq), &mut |_, body| {
-            if let Err(f) = verifier.push_bytes(body) {
-                failure = Some(f);
-                return Ok(ControlFlow::Break(()));
+        self.store
+            .scan(&agent, 0, head.as_ref().map(|h| h.seq), &mut |_, body| {
+                if let Err(f) = verifier.push_bytes(body) {
+                    failure = Some(f);
+                    return Ok(ControlFlow::Break(()));
+                }
+                out.write_all(body)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .map_err(|e| StoreError::Io(e.to_string()))?;
+                count += 1;
+                if head.as_ref().is_none_or(|h| count == h.seq + 1) {
+                    last = Some(SignedEvent::from_canonical(body)?);
+                }
+                if count.is_multiple_of(4096) {
+                    progress(count);
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+        // An event that does not read as one (not a bad signature, link or
+        // order, which say the history was changed): the verified events
+        // before it are a valid export of their own; seal those.
+        let stopped = match failure {
+            Some(f) if matches!(f.reason, Reason::Event(_)) && f.index == count && count > 0 => {
+                Some(f)
             }
-            out.write_all(body)
-                .and_then(|_| out.write_all(b"\n"))
-                .map_err(|e| StoreError::Io(e.to_string()))?;
-            count += 1;
-            if count == head.seq + 1 {
-                last = Some(SignedEvent::from_canonical(body)?);
-            }
-            if count.is_multiple_of(4096) {
-                progress(count);
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
-        if let Some(f) = failure {
-            return Err(HomeError::ChainInvalid(f));
+            Some(f) => return Err(HomeError::ChainInvalid(f)),
+            None => None,
+        };
+        let verified_head = verifier.head_hash();
+        if stopped.is_none() {
+            verifier.finish().map_err(HomeError::ChainInvalid)?;
         }
-        verifier.finish().map_err(HomeError::ChainInvalid)?;
-        let last = last.ok_or_else(|| StoreError::Corrupt("the head event is missing".into()))?;
-        if last.hash() != head.hash || count != head.seq + 1 {
+        let head_hash = match (&stopped, last) {
+            // The verifier checked every event up to the one that stopped it.
+            (Some(_), _) => verified_head,
+            (None, Some(last)) => last.hash(),
+            (None, None) => {
+                return Err(StoreError::Corrupt("the head event is missing".into()).into());
+            }
+        };
+        let expected = head.as_ref().map(|h| (h.hash, h.seq + 1));
+        if stopped.is_none() && expected.is_some_and(|e| e != (head_hash, count)) {
             return Err(HomeError::Store(StoreError::Corrupt(
                 "events read back do not match the chain head".into(),
             )));
@@ -817,7 +855,7 @@ impl<S: EventStore> Agent<S> {
         let seal = Seal {
             agent_id: agent,
             count,
-            head_hash: last.hash(),
+            head_hash,
             exported_at: self.env.now()?,
         };
         out.write_all(&seal.sign(&self.key))
@@ -825,7 +863,13 @@ impl<S: EventStore> Agent<S> {
             .and_then(|_| out.flush())
             .map_err(|e| HomeError::Io(e.to_string()))?;
         progress(count);
-        Ok(count)
+        match stopped {
+            Some(failure) => Err(HomeError::ExportStopped {
+                failure,
+                exported: count,
+            }),
+            None => Ok(count),
+        }
     }
 }
 

@@ -296,7 +296,7 @@ impl SignedEvent {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let wire = Wire::deserialize(&mut de)
             .and_then(|w| de.end().map(|()| w))
-            .map_err(|e| EventError::Malformed(e.to_string()))?;
+            .map_err(|e| EventError::Malformed(jcs::syntax_message(&e)))?;
         if wire.format != EVENT_FORMAT {
             return Err(EventError::UnknownFormat(wire.format.into_owned()));
         }

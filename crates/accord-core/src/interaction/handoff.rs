@@ -50,7 +50,20 @@ pub struct Receipt {
 }
 
 impl Receipt {
-    /// Signs the receipt with the sender's key.
+    /// Signs the receipt, refusing one its receiver could not read (16.2
+    /// step 1 applies the limits of signed objects: `seq` and
+    /// `payload_size` within 2^53−1, the whole receipt within
+    /// [`MAX_SIGNED_BYTES`](crate::signed::MAX_SIGNED_BYTES)): the receipt
+    /// it returns parses back to itself.
+    pub fn try_sign(&self, key: &Keypair) -> Result<SignedObject, HandoffError> {
+        let obj = self.sign(key);
+        let back = SignedObject::parse(obj.canonical(), RECEIPT)?;
+        back.agent_id("sender")?;
+        Ok(back)
+    }
+
+    /// Signs the receipt with the sender's key. It does not check limits;
+    /// see [`try_sign`](Self::try_sign).
     pub fn sign(&self, key: &Keypair) -> SignedObject {
         let mut m = Map::new();
         m.insert("format".into(), RECEIPT.into());

@@ -81,9 +81,27 @@ pub fn parse(text: &[u8]) -> Result<Value, JcsError> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let value = StrictValue
         .deserialize(&mut de)
-        .map_err(|e| JcsError::Syntax(e.to_string()))?;
-    de.end().map_err(|e| JcsError::Syntax(e.to_string()))?;
+        .map_err(|e| JcsError::Syntax(syntax_message(&e)))?;
+    de.end().map_err(|e| JcsError::Syntax(syntax_message(&e)))?;
     Ok(value)
+}
+
+/// serde_json's message for `e`, with the limit named where serde_json's
+/// wording does not: nesting ("recursion limit exceeded") and a number
+/// beyond the IEEE-754 double range ("number out of range").
+pub fn syntax_message(e: &serde_json::Error) -> String {
+    let m = e.to_string();
+    if m.starts_with("recursion limit exceeded") {
+        format!(
+            "nested more than {MAX_DEPTH} levels of arrays and objects, the limit (PROTOCOL.md 2): {m}"
+        )
+    } else if m.starts_with("number out of range") {
+        format!(
+            "a number beyond the IEEE-754 double range (magnitude ≥ 2^1024), which JSON texts may not hold (PROTOCOL.md 2): {m}"
+        )
+    } else {
+        m
+    }
 }
 
 /// Parses `text` and returns its RFC 8785 canonical form.
@@ -449,5 +467,40 @@ mod tests {
             "{e}"
         );
         assert!(check_signable(&parse(b"{\"a\":1.0}").unwrap()).is_err());
+    }
+
+    /// PROTOCOL.md 2: every JSON number is read as an IEEE-754 double; one
+    /// beyond its range is refused (with the range named) wherever it is,
+    /// one too small to represent reads as 0, and any integer literal that
+    /// fits a double parses (a signed document then applies ±(2^53−1)).
+    #[test]
+    fn numbers_are_read_as_ieee_doubles() {
+        for text in ["1e400", "-1e400", "[1,{\"unknown\":1e309}]"]
+            .map(str::to_owned)
+            .into_iter()
+            .chain([format!("1{}", "0".repeat(309))])
+        {
+            let e = parse(text.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("IEEE-754 double range"), "{text}: {e}");
+        }
+        assert_eq!(
+            canonicalize(b"1.7976931348623157e308").unwrap(),
+            b"1.7976931348623157e+308"
+        );
+        assert_eq!(canonicalize(b"1e-400").unwrap(), b"0");
+        assert_eq!(canonicalize(b"-0").unwrap(), b"0");
+        let big = parse(b"{\"a\":123456789012345678901234567890}").unwrap();
+        let e = check_signable(&big).unwrap_err();
+        assert!(
+            matches!(e, JcsError::IntegerRange { .. } | JcsError::Float { .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn depth_errors_name_the_limit() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let e = parse(deep.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("nested more than 127 levels"), "{e}");
     }
 }

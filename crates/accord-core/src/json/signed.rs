@@ -78,6 +78,40 @@ impl SignedObject {
         }
     }
 
+    /// As [`sign`](Self::sign), but refuses members a reader of the result
+    /// would refuse ([`parse`](Self::parse)): a missing or non-string
+    /// `format`, a float or an integer beyond ±(2^53−1), nesting beyond
+    /// [`jcs::MAX_DEPTH`], a result over [`MAX_SIGNED_BYTES`]. Every
+    /// object it returns parses back to itself.
+    pub fn try_sign(mut members: Map<String, Value>, key: &Keypair) -> Result<Self, SignedError> {
+        members.remove("signature");
+        let doc = Value::Object(members);
+        // The signed object is one level, and so is the object around the
+        // signature: the same count the reader's parser makes.
+        if jcs::depth(&doc) > jcs::MAX_DEPTH {
+            return Err(SignedError::Json(format!(
+                "nested more than {} levels of arrays and objects, the limit (PROTOCOL.md 2)",
+                jcs::MAX_DEPTH
+            )));
+        }
+        jcs::check_signable(&doc).map_err(|e| SignedError::Json(e.to_string()))?;
+        let Value::Object(members) = doc else {
+            return Err(SignedError::NotObject);
+        };
+        if !members.get("format").is_some_and(Value::is_string) {
+            return Err(SignedError::Member {
+                format: String::new(),
+                member: "format",
+                problem: "is missing or not a string".into(),
+            });
+        }
+        let obj = Self::sign(members, key);
+        if obj.canonical.len() > MAX_SIGNED_BYTES {
+            return Err(SignedError::TooLarge(obj.canonical.len()));
+        }
+        Ok(obj)
+    }
+
     /// Parses JSON text of an object of format `format`. The signature is
     /// decoded but not verified: the caller knows which key must have made
     /// it ([`SignedObject::verify`]).

@@ -41,9 +41,15 @@ pub enum NoteError {
     /// Not a well-formed checkpoint body.
     #[error("malformed checkpoint: {0}")]
     Checkpoint(String),
-    /// Key names must be non-empty, without spaces or '+'.
-    #[error("invalid key name {0:?}: it must be non-empty, without spaces or '+'")]
-    KeyName(String),
+    /// Key names must be non-empty, without Unicode spaces (the White_Space
+    /// property), control characters or '+'.
+    #[error("invalid key name {name:?}: {problem}")]
+    KeyName {
+        /// The name (at most 80 characters of it).
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// No signature line from the expected key.
     #[error("no signature by {0} on this note")]
     NotSigned(String),
@@ -75,12 +81,59 @@ pub fn verifier_key(name: &str, key: &PublicKey) -> String {
     )
 }
 
-fn check_name(name: &str) -> Result<(), NoteError> {
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
-        Err(NoteError::KeyName(name.chars().take(80).collect()))
-    } else {
-        Ok(())
+/// A character signed notes refuse anywhere (c2sp.org/signed-note: "ASCII
+/// control characters (those below U+0020) other than newline"). DEL
+/// (U+007F) and the C1 controls U+0080–U+009F are not among them.
+pub fn is_note_control(c: char) -> bool {
+    c < '\u{20}' && c != '\n'
+}
+
+/// A character key names refuse: "Unicode spaces" of c2sp.org/signed-note,
+/// read as the reference implementation (golang.org/x/mod/sumdb/note,
+/// `unicode.IsSpace`) reads it: the Unicode White_Space property, which is
+/// Rust's `char::is_whitespace` — U+0009–U+000D, U+0020, U+0085, U+00A0,
+/// U+1680, U+2000–U+200A, U+2028, U+2029, U+202F, U+205F and U+3000. Not
+/// U+180E, U+200B or U+FEFF, which are not White_Space.
+pub fn is_name_space(c: char) -> bool {
+    c.is_whitespace()
+}
+
+/// Checks a key name: non-empty, no Unicode space, no control character,
+/// no `+` (9.1), so a writer makes only names a reader accepts.
+pub fn check_name(name: &str) -> Result<(), NoteError> {
+    let bad = |problem: String| NoteError::KeyName {
+        name: name.chars().take(80).collect(),
+        problem,
+    };
+    if name.is_empty() {
+        return Err(bad("it is empty".into()));
     }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| is_name_space(c) || is_note_control(c) || c == '+')
+    {
+        let what = if c == '+' {
+            "'+'".to_owned()
+        } else if is_name_space(c) {
+            format!("U+{:04X}, a Unicode space (White_Space)", c as u32)
+        } else {
+            format!("U+{:04X}, a control character", c as u32)
+        };
+        return Err(bad(format!(
+            "it contains {what}; key names have no spaces, controls or '+' (PROTOCOL.md 9.1)"
+        )));
+    }
+    Ok(())
+}
+
+/// The first control character of `s` a note refuses, as a message.
+fn find_control(s: &str) -> Option<String> {
+    s.char_indices().find(|&(_, c)| is_note_control(c)).map(|(i, c)| {
+        format!(
+            "contains the control character U+{:04X} at byte {i} (only newline is allowed below U+0020)",
+            c as u32
+        )
+    })
 }
 
 /// One signature line.
@@ -104,7 +157,8 @@ pub struct Note {
 }
 
 impl Note {
-    /// Parses a signed note: valid UTF-8, no control characters but newline,
+    /// Parses a signed note: valid UTF-8, no control characters below U+0020
+    /// but newline,
     /// text ending in newline, a blank line, then `— name base64` lines.
     pub fn parse(bytes: &[u8]) -> Result<Self, NoteError> {
         let bad = |m: &str| NoteError::Malformed(m.to_owned());
@@ -112,8 +166,8 @@ impl Note {
             return Err(bad("larger than 64 KiB"));
         }
         let s = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-        if s.chars().any(|c| c.is_ascii_control() && c != '\n') {
-            return Err(bad("contains control characters"));
+        if let Some(m) = find_control(s) {
+            return Err(NoteError::Malformed(m));
         }
         // The text ends at the last blank line.
         let split = s
@@ -171,23 +225,45 @@ impl Note {
     }
 
     /// Signs `text` (which must end in a newline) as `name` with plain
-    /// Ed25519.
+    /// Ed25519. Refuses what [`Note::parse`] would refuse in the result:
+    /// a bad name, a control character, a text without final newline, a
+    /// note over [`MAX_NOTE_BYTES`].
     pub fn sign(text: &str, name: &str, key: &Keypair) -> Result<Self, NoteError> {
         check_name(name)?;
-        if !text.ends_with('\n') || text.chars().any(|c| c.is_ascii_control() && c != '\n') {
-            return Err(NoteError::Malformed(
-                "text must end in a newline and hold no control characters".into(),
-            ));
+        if !text.ends_with('\n') {
+            return Err(NoteError::Malformed("text must end in a newline".into()));
+        }
+        if let Some(m) = find_control(text) {
+            return Err(NoteError::Malformed(format!("text {m}")));
         }
         let sig = key.sign(text.as_bytes());
-        Ok(Note {
+        let note = Note {
             text: text.to_owned(),
             signatures: vec![NoteSignature {
                 name: name.to_owned(),
                 key_id: key_id(name, SIG_ED25519, key.public()),
                 signature: sig.to_bytes().to_vec(),
             }],
-        })
+        };
+        note.check_size()?;
+        Ok(note)
+    }
+
+    /// The limits [`Note::parse`] applies to the whole note, for writers.
+    fn check_size(&self) -> Result<(), NoteError> {
+        let len = self.to_bytes().len();
+        if len > MAX_NOTE_BYTES {
+            return Err(NoteError::Malformed(format!(
+                "the note would be {len} bytes, larger than 64 KiB"
+            )));
+        }
+        if self.signatures.len() > MAX_SIGNATURES {
+            return Err(NoteError::Malformed(format!(
+                "the note would carry {} signatures, more than {MAX_SIGNATURES}",
+                self.signatures.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Verifies the plain Ed25519 signature by (`name`, `key`). Lines from
@@ -228,6 +304,12 @@ impl Note {
     /// Adds a `cosignature/v1` line by (`name`, `key`) at POSIX time `time`.
     pub fn cosign(&mut self, name: &str, key: &Keypair, time: u64) -> Result<(), NoteError> {
         check_name(name)?;
+        if time > i64::MAX as u64 {
+            // verify_cosignature refuses such a line.
+            return Err(NoteError::Malformed(format!(
+                "cosignature time {time} is beyond 2^63−1"
+            )));
+        }
         let sig = key.sign(&cosigned_message(&self.text, time));
         let mut raw = time.to_be_bytes().to_vec();
         raw.extend_from_slice(&sig.to_bytes());
@@ -236,6 +318,10 @@ impl Note {
             key_id: key_id(name, SIG_COSIGNATURE_V1, key.public()),
             signature: raw,
         });
+        if let Err(e) = self.check_size() {
+            self.signatures.pop();
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -311,7 +397,12 @@ impl Checkpoint {
         let [origin, size, root] = lines[..] else {
             return Err(bad("expected exactly three lines: origin, size, root"));
         };
-        check_name(origin).map_err(|_| bad("origin has spaces or '+'"))?;
+        check_name(origin).map_err(|e| match e {
+            NoteError::KeyName { problem, .. } => {
+                bad(&format!("origin is not a key name: {problem}"))
+            }
+            other => other,
+        })?;
         if size.is_empty()
             || !size.bytes().all(|b| b.is_ascii_digit())
             || (size.len() > 1 && size.starts_with('0'))
@@ -425,5 +516,69 @@ mod tests {
                 .is_err()
         );
         reparsed.verify(&cp.origin, log.public()).unwrap();
+    }
+
+    /// 9.1 follows c2sp.org/signed-note and its reference implementation:
+    /// key names refuse exactly the White_Space characters (and controls,
+    /// and '+'); notes refuse controls below U+0020 but newline, not DEL.
+    #[test]
+    fn names_and_controls_follow_c2sp() {
+        let k = Keypair::from_seed(&[9u8; 32]).unwrap();
+        let refused = [
+            '\u{9}', '\u{b}', '\u{c}', ' ', '\u{85}', '\u{a0}', '\u{1680}', '\u{2000}', '\u{2005}',
+            '\u{200a}', '\u{2028}', '\u{2029}', '\u{202f}', '\u{205f}', '\u{3000}', '+', '\u{1}',
+        ];
+        for c in refused {
+            let name = format!("a{c}b");
+            let e = Note::sign("x\n", &name, &k).unwrap_err();
+            assert!(
+                matches!(e, NoteError::KeyName { .. }),
+                "U+{:04X}: {e}",
+                c as u32
+            );
+            let line = format!("x\n\n\u{2014} {name} AAAAAAA=\n");
+            assert!(
+                Note::parse(line.as_bytes()).is_err(),
+                "U+{:04X} parsed",
+                c as u32
+            );
+        }
+        for c in [
+            '\u{180e}', '\u{200b}', '\u{feff}', '\u{7f}', '\u{80}', '\u{9f}',
+        ] {
+            let name = format!("a{c}b");
+            let note =
+                Note::sign("x\n", &name, &k).unwrap_or_else(|e| panic!("U+{:04X}: {e}", c as u32));
+            let back = Note::parse(&note.to_bytes()).unwrap();
+            back.verify(&name, k.public()).unwrap();
+        }
+        // DEL in the text: accepted by writer and reader alike.
+        let note = Note::sign("a\u{7f}b\n", "n", &k).unwrap();
+        Note::parse(&note.to_bytes())
+            .unwrap()
+            .verify("n", k.public())
+            .unwrap();
+        let e = Note::parse(b"a\x01b\n\n\xe2\x80\x94 n AAAAAAA=\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("U+0001 at byte 1"), "{e}");
+        assert!(Note::sign("a\u{1}\n", "n", &k).is_err());
+    }
+
+    /// A note the writer makes is one the reader takes: the size and
+    /// signature-count limits hold at signing and cosigning.
+    #[test]
+    fn writers_refuse_notes_the_reader_refuses() {
+        let k = Keypair::from_seed(&[9u8; 32]).unwrap();
+        let big = format!("{}\n", "a".repeat(MAX_NOTE_BYTES));
+        assert!(Note::sign(&big, "n", &k).is_err());
+        let mut note = Note::sign("x\n", "n", &k).unwrap();
+        for i in 1..MAX_SIGNATURES {
+            note.cosign(&format!("w{i}"), &k, 1).unwrap();
+        }
+        assert!(Note::parse(&note.to_bytes()).is_ok());
+        assert!(note.cosign("one-more", &k, 1).is_err());
+        assert_eq!(note.signatures.len(), MAX_SIGNATURES);
+        assert!(note.cosign("w", &k, u64::MAX).is_err());
     }
 }

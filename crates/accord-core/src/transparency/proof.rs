@@ -113,6 +113,18 @@ pub enum Verified {
     },
 }
 
+/// What kind of JSON value `v` is, for error messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn b64_list(hashes: &[Hash32]) -> Value {
     Value::Array(
         hashes
@@ -181,10 +193,13 @@ pub fn verify_file(
     else {
         return Err(bad("not a JSON object"));
     };
-    let s = |k: &str| {
-        m.get(k)
-            .and_then(Value::as_str)
-            .ok_or_else(|| ProofError::Malformed(format!("missing string {k:?}")))
+    let s = |k: &str| match m.get(k) {
+        None => Err(ProofError::Malformed(format!("missing string {k:?}"))),
+        Some(Value::String(v)) => Ok(v.as_str()),
+        Some(other) => Err(ProofError::Malformed(format!(
+            "{k:?} must be a string, not {}",
+            json_kind(other)
+        ))),
     };
     let key =
         PublicKey::from_b64(s("public_key")?).map_err(|e| ProofError::Malformed(e.to_string()))?;
@@ -217,10 +232,20 @@ pub fn verify_file(
                 ));
             }
             let (cp, _) = Checkpoint::open(s("checkpoint")?.as_bytes(), &key)?;
-            let index = m
-                .get("index")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| bad("missing index"))?;
+            let index = match m.get("index") {
+                None => return Err(bad("missing index")),
+                Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
+                    ProofError::Malformed(format!(
+                        "index {n} is not a non-negative integer written without fraction or exponent (PROTOCOL.md 10.5)"
+                    ))
+                })?,
+                Some(other) => {
+                    return Err(ProofError::Malformed(format!(
+                        "index must be a non-negative integer, not {}",
+                        json_kind(other)
+                    )));
+                }
+            };
             let event_bytes = s("event")?.as_bytes();
             let event = SignedEvent::from_canonical(event_bytes)
                 .map_err(|e| ProofError::Event(e.to_string()))?;

@@ -44,7 +44,8 @@ impl Pair {
                 prev_receipt_hash: Hash32::ZERO,
             },
             last.as_ref(),
-        );
+        )
+        .expect("a receipt within the limits");
         assert_eq!(sent.payload["seq"], sent.last.seq);
         assert_eq!(sent.payload["receipt_hash"], sent.receipt.hash().to_hex());
         self.outbox = Some(sent.last.to_bytes());

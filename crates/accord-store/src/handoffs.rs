@@ -83,7 +83,8 @@ impl<S: EventStore> Agent<S> {
                     prev_receipt_hash: Hash32::ZERO,
                 },
                 last.as_ref(),
-            );
+            )
+            .map_err(|e| StoreError::Invalid(format!("the receipt cannot be made: {e}")))?;
             let write = SideWrite::Set {
                 key: state_key.clone(),
                 value: sent.last.to_bytes(),

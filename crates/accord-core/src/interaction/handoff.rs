@@ -359,13 +359,18 @@ pub struct Sent {
 
 /// Builds the sender's record of a handoff: `receipt` with `seq` and
 /// `prev_receipt_hash` taken from `last` (the previous receipt to the same
-/// receiver, `None` for the first), signed by `key`.
-pub fn send(key: &Keypair, mut receipt: Receipt, last: Option<&LastAccepted>) -> Sent {
+/// receiver, `None` for the first), signed by `key`. Refuses a receipt its
+/// receiver's reader would refuse (see [`Receipt::try_sign`]).
+pub fn send(
+    key: &Keypair,
+    mut receipt: Receipt,
+    last: Option<&LastAccepted>,
+) -> Result<Sent, HandoffError> {
     (receipt.seq, receipt.prev_receipt_hash) = match last {
         Some(l) => (l.seq + 1, l.hash),
         None => (1, Hash32::ZERO),
     };
-    let r = receipt.sign(key);
+    let r = receipt.try_sign(key)?;
     let mut p = Map::new();
     p.insert("handoff_id".into(), receipt.handoff_id.to_string().into());
     p.insert(
@@ -384,14 +389,14 @@ pub fn send(key: &Keypair, mut receipt: Receipt, last: Option<&LastAccepted>) ->
     p.insert("receipt_hash".into(), r.hash().to_hex().into());
     p.insert("receiver".into(), receipt.receiver.as_str().into());
     p.insert("seq".into(), receipt.seq.into());
-    Sent {
+    Ok(Sent {
         last: LastAccepted {
             seq: receipt.seq,
             hash: r.hash(),
         },
         receipt: r,
         payload: p,
-    }
+    })
 }
 
 /// The receiver's decision on one receipt, and what it records either way.

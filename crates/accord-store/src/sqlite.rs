@@ -22,7 +22,9 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use accord_core::merkle::{self, MerkleError};
 use accord_core::{AgentId, Hash32, SignedEvent};
@@ -112,14 +114,22 @@ CREATE TRIGGER merkle_no_delete BEFORE DELETE ON merkle
 /// How long a writer waits for the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long the checkpoint after a commit waits for readers of an older
-/// snapshot.
+/// How long closing the store waits for its last commits to be copied out
+/// of the WAL while readers of an older snapshot hold them back (and how
+/// long the in-line fallback checkpoint waits for them).
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(250);
+
+/// How often the checkpointer tries again while a reader of an older
+/// snapshot keeps committed frames from being copied.
+const CHECKPOINT_RETRY: Duration = Duration::from_millis(5);
 
 /// The SQLite-backed [`EventStore`].
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Started by the first commit through this store; `None` before that,
+    /// so a store that is only read starts no thread.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -219,25 +229,56 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             path: path.to_owned(),
+            checkpointer: None,
         })
     }
 
-    /// Copies committed transactions from the WAL into the database file
-    /// (synced, as `synchronous=FULL` makes every checkpoint). A commit is
-    /// durable once in the WAL, but until it is copied a lost or deleted
+    /// Called after every commit: has the commit copied from the WAL into
+    /// the database file (docs/STORAGE.md, connection settings). A commit
+    /// is durable once in the WAL, but until it is copied a lost or deleted
     /// `-wal` file (after a crash, or a copy of the `.db` alone) takes it
-    /// with it; doing this after each commit keeps that window to the time
-    /// between the commit and this call. `FULL` waits for readers still on
-    /// an older snapshot (a passive checkpoint would skip the frames they
-    /// hold and leave the last commit in the WAL), but only briefly: a long
-    /// reader must not stall the writer, so after `CHECKPOINT_WAIT` the rest
-    /// is left for the next commit (or SQLite's checkpoint on close).
-    fn checkpoint_wal(&self) {
+    /// with it. The copy and its fsync run on the checkpointer's thread, so
+    /// the commit returns after its own fsync and the copy proceeds while
+    /// the caller goes on; only if that thread cannot be had is the copy
+    /// made here, before returning.
+    fn checkpoint_wal(&mut self) {
+        if self.checkpointer.is_none() {
+            self.checkpointer = Checkpointer::start(&self.path);
+        }
+        if !self
+            .checkpointer
+            .as_ref()
+            .is_some_and(Checkpointer::request)
+        {
+            self.checkpointer = None;
+            self.checkpoint_inline();
+        }
+    }
+
+    /// The copy made on the committing thread. `FULL` waits for readers
+    /// still on an older snapshot (a passive checkpoint would skip the
+    /// frames they hold), but only for `CHECKPOINT_WAIT`: a long reader
+    /// must not stall the writer; the rest waits for the next commit (or
+    /// SQLite's checkpoint on close).
+    fn checkpoint_inline(&self) {
         let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()));
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+    }
+
+    /// Waits until every commit made through this store is in the database
+    /// file itself (copied out of the WAL and synced), for at most `limit`;
+    /// returns whether it is. Only a reader of an older snapshot (another
+    /// connection in the middle of a read) holds the copy back longer than
+    /// the copy itself takes. Closing the store does the same with a limit
+    /// of 250 ms.
+    pub fn wait_checkpointed(&self, limit: Duration) -> bool {
+        match &self.checkpointer {
+            None => wal_is_copied(&self.conn),
+            Some(c) => c.wait(Instant::now() + limit),
+        }
     }
 
     /// The store's file.
@@ -623,4 +664,173 @@ fn not_a_store(path: &Path, e: rusqlite::Error) -> StoreError {
         path: path.display().to_string(),
         reason: e.to_string(),
     }
+}
+
+impl Drop for SqliteStore {
+    /// The last commits are copied out of the WAL before the store closes,
+    /// even when other connections keep SQLite from checkpointing on close.
+    fn drop(&mut self) {
+        if let Some(c) = self.checkpointer.take() {
+            c.stop();
+        }
+    }
+}
+
+/// Whether every frame in the WAL of `conn`'s database is in the database
+/// file (checked with a passive checkpoint, which copies what it can).
+fn wal_is_copied(conn: &Connection) -> bool {
+    checkpoint_passive(conn) == Some(true)
+}
+
+/// Runs a passive checkpoint (it never waits for, nor blocks, readers and
+/// writers) and says whether the WAL is now wholly in the database file;
+/// `None` when SQLite refused (another connection was checkpointing).
+fn checkpoint_passive(conn: &Connection) -> Option<bool> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })
+    .ok()
+    .and_then(|(busy, log, copied)| (busy == 0).then_some(log == copied))
+}
+
+/// A thread with its own connection that copies commits out of the WAL as
+/// soon as the writer reports them. The writer counts its commits
+/// (`requested`); the thread runs a passive checkpoint and, when the WAL is
+/// wholly in the database file afterwards, marks every commit counted
+/// before it started as copied (`copied`). Commits reported while it runs
+/// are taken by the next round, so a steady writer is followed round after
+/// round, each round copying only the frames added since the last. While a
+/// reader of an older snapshot holds frames back, the thread tries again
+/// every `CHECKPOINT_RETRY`.
+struct Checkpointer {
+    shared: Arc<Shared>,
+    thread: JoinHandle<()>,
+}
+
+struct Shared {
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Progress {
+    requested: u64,
+    copied: u64,
+    stop: bool,
+    /// The thread ended (its connection failed, or it was stopped).
+    gone: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Checkpointer {
+    /// `None` when the thread or its connection cannot be had.
+    fn start(path: &Path) -> Option<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
+        // synchronous=FULL makes SQLite fsync the database file after each
+        // checkpoint: a copied commit is on disk, not in the page cache.
+        conn.execute_batch("PRAGMA synchronous = FULL;").ok()?;
+        let shared = Arc::new(Shared {
+            progress: Mutex::new(Progress::default()),
+            changed: Condvar::new(),
+        });
+        let theirs = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("accord-wal-checkpoint".into())
+            .spawn(move || run_checkpointer(&conn, &theirs))
+            .ok()?;
+        Some(Checkpointer { shared, thread })
+    }
+
+    /// Reports a commit; `false` when the thread is gone (the caller then
+    /// copies in line).
+    fn request(&self) -> bool {
+        let mut p = self.shared.lock();
+        if p.gone {
+            return false;
+        }
+        p.requested += 1;
+        self.shared.changed.notify_all();
+        true
+    }
+
+    /// Waits until every commit reported so far is copied, or `deadline`.
+    fn wait(&self, deadline: Instant) -> bool {
+        let mut p = self.shared.lock();
+        let target = p.requested;
+        while p.copied < target && !p.gone {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            p = self
+                .shared
+                .changed
+                .wait_timeout(p, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        p.copied >= target
+    }
+
+    /// Copies what is left (for at most `CHECKPOINT_WAIT`) and ends the
+    /// thread.
+    fn stop(self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+        let _ = self.thread.join();
+    }
+}
+
+fn run_checkpointer(conn: &Connection, shared: &Shared) {
+    let mut stop_deadline = None;
+    loop {
+        let target = {
+            let mut p = shared.lock();
+            while p.copied == p.requested && !p.stop {
+                p = shared.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            if p.copied == p.requested {
+                break;
+            }
+            if p.stop {
+                let deadline =
+                    *stop_deadline.get_or_insert_with(|| Instant::now() + CHECKPOINT_WAIT);
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            p.requested
+        };
+        if checkpoint_passive(conn) == Some(true) {
+            let mut p = shared.lock();
+            p.copied = p.copied.max(target);
+            shared.changed.notify_all();
+            continue;
+        }
+        // Held back (a reader of an older snapshot, or another connection
+        // checkpointing): try again shortly, or at once for a new commit.
+        let p = shared.lock();
+        if p.requested == target && !p.stop {
+            let _ = shared.changed.wait_timeout(p, CHECKPOINT_RETRY);
+        } else if p.stop {
+            drop(p);
+            std::thread::sleep(CHECKPOINT_RETRY);
+        }
+    }
+    let mut p = shared.lock();
+    p.gone = true;
+    shared.changed.notify_all();
 }

@@ -394,8 +394,12 @@ impl<S: EventStore> Agent<S> {
             let agent = self.key.agent_id().clone();
             let key = &self.key;
             let env = &self.env;
+            // The leaf hashes of the events built here, computed once: they
+            // extend the verified tree (recomputed from these very bytes)
+            // and the store indexes the tree from them.
+            let mut built_leaves = Vec::new();
             let result =
-                self.store.append_with_state(
+                self.store.append_with_leaves(
                     &agent,
                     keys,
                     &mut |head: Option<&Head>, state: &[Option<Vec<u8>>]| {
@@ -418,14 +422,18 @@ impl<S: EventStore> Agent<S> {
                             let nonce = env.nonce().map_err(|e| StoreError::Io(e.to_string()))?;
                             out.push(writer.append(nonce, event_type, payload)?);
                         }
-                        Ok((out, writes))
+                        built_leaves = out
+                            .iter()
+                            .map(|ev| merkle::leaf_hash(ev.canonical()))
+                            .collect();
+                        Ok((out, writes, built_leaves.clone()))
                     },
                 );
             match result {
                 Ok(written) => {
                     if let (Some(v), Some(last)) = (self.verified.as_mut(), written.last()) {
-                        for ev in &written {
-                            v.tree.push(merkle::leaf_hash(ev.canonical()));
+                        for leaf in built_leaves {
+                            v.tree.push(leaf);
                         }
                         v.head = Head::of(last);
                     }

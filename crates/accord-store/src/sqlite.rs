@@ -31,7 +31,8 @@ use accord_core::{AgentId, Hash32, SignedEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    EventStore, Head, Quarantined, ScanFn, SideWrite, StateBuildFn, StoreError, check_continuation,
+    EventStore, Head, LeafBuildFn, Quarantined, ScanFn, SideWrite, StateBuildFn, StoreError,
+    check_continuation,
 };
 
 /// SQLite `application_id` of an Accord store ("ACCD").
@@ -355,6 +356,18 @@ impl EventStore for SqliteStore {
         keys: &[&str],
         build: &mut StateBuildFn<'_>,
     ) -> Result<Vec<SignedEvent>, StoreError> {
+        // No leaf hashes given: `append_with_leaves` hashes the events.
+        self.append_with_leaves(agent, keys, &mut |head, state| {
+            build(head, state).map(|(events, writes)| (events, writes, Vec::new()))
+        })
+    }
+
+    fn append_with_leaves(
+        &mut self,
+        agent: &AgentId,
+        keys: &[&str],
+        build: &mut LeafBuildFn<'_>,
+    ) -> Result<Vec<SignedEvent>, StoreError> {
         // IMMEDIATE takes the write lock up front: the head and state read
         // below cannot go stale before the insert.
         let tx = self
@@ -365,17 +378,29 @@ impl EventStore for SqliteStore {
             .iter()
             .map(|k| Self::read_state(&tx, agent, k))
             .collect::<Result<Vec<_>, _>>()?;
-        let (events, writes) = build(head.as_ref(), &state)?;
+        let (events, writes, mut leaves) = build(head.as_ref(), &state)?;
         if events.is_empty() {
             return Err(StoreError::Invalid("empty batch".into()));
         }
         check_continuation(agent, head.as_ref(), &events)?;
+        if leaves.is_empty() {
+            leaves = events
+                .iter()
+                .map(|ev| merkle::leaf_hash(ev.canonical()))
+                .collect();
+        } else if leaves.len() != events.len() {
+            return Err(StoreError::Invalid(format!(
+                "{} leaf hashes for {} events",
+                leaves.len(),
+                events.len()
+            )));
+        }
         {
             let mut insert =
                 tx.prepare_cached("INSERT INTO events (agent_id, seq, body) VALUES (?1, ?2, ?3)")?;
-            for ev in &events {
+            for (ev, leaf) in events.iter().zip(leaves) {
                 insert.execute(params![agent.as_str(), ev.seq() as i64, ev.canonical()])?;
-                index_leaf(&tx, agent, ev.seq(), ev.canonical())?;
+                index_leaf(&tx, agent, ev.seq(), leaf)?;
             }
         }
         for w in writes {
@@ -589,11 +614,16 @@ fn read_node(
     .transpose()
 }
 
-/// Writes the tree nodes that event `seq` (its canonical bytes `body`)
-/// completes: its leaf and every parent it closes.
-fn index_leaf(conn: &Connection, agent: &AgentId, seq: u64, body: &[u8]) -> Result<(), StoreError> {
+/// Writes the tree nodes that event `seq` (its leaf hash `leaf`) completes:
+/// its leaf and every parent it closes.
+fn index_leaf(
+    conn: &Connection,
+    agent: &AgentId,
+    seq: u64,
+    leaf: Hash32,
+) -> Result<(), StoreError> {
     let id = agent.as_str();
-    let nodes = merkle::completed_nodes(seq, merkle::leaf_hash(body), &mut |level, index| {
+    let nodes = merkle::completed_nodes(seq, leaf, &mut |level, index| {
         read_node(conn, id, level, index)
             .map_err(|e| MerkleError::Storage(e.to_string()))?
             .ok_or_else(|| MerkleError::Storage(format!("tree node ({level}, {index}) is missing")))
@@ -621,7 +651,7 @@ fn index_all(conn: &Connection) -> Result<(), StoreError> {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let agent = AgentId::parse(&agent)
             .map_err(|e| StoreError::Corrupt(format!("agent id {agent}: {e}")))?;
-        index_leaf(conn, &agent, seq as u64, body)?;
+        index_leaf(conn, &agent, seq as u64, merkle::leaf_hash(body))?;
     }
     Ok(())
 }

@@ -124,6 +124,18 @@ const CHECKPOINT_WAIT: Duration = Duration::from_millis(250);
 /// snapshot keeps committed frames from being copied.
 const CHECKPOINT_RETRY: Duration = Duration::from_millis(5);
 
+/// The checkpointer copies once the writer has made no commit for this
+/// long, ...
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(1);
+
+/// ... or once the oldest commit not yet copied is this old. Copying every
+/// commit at once would cost each commit a second fsync: a WAL wholly
+/// copied is restarted from its beginning by the next commit, which then
+/// syncs the new WAL header before its frames. Waiting for a pause (or
+/// this long under a steady stream of commits) leaves one restart per
+/// burst instead of one per commit.
+const CHECKPOINT_MAX_AGE: Duration = Duration::from_millis(50);
+
 /// The SQLite-backed [`EventStore`].
 pub struct SqliteStore {
     conn: Connection,
@@ -727,15 +739,16 @@ fn checkpoint_passive(conn: &Connection) -> Option<bool> {
     .and_then(|(busy, log, copied)| (busy == 0).then_some(log == copied))
 }
 
-/// A thread with its own connection that copies commits out of the WAL as
-/// soon as the writer reports them. The writer counts its commits
-/// (`requested`); the thread runs a passive checkpoint and, when the WAL is
+/// A thread with its own connection that copies commits out of the WAL.
+/// The writer counts its commits (`requested`); the thread waits for a
+/// pause in them (`CHECKPOINT_IDLE`, or `CHECKPOINT_MAX_AGE` after the
+/// oldest one not yet copied, or at once when someone waits for the copy
+/// or the store closes), runs a passive checkpoint and, when the WAL is
 /// wholly in the database file afterwards, marks every commit counted
-/// before it started as copied (`copied`). Commits reported while it runs
-/// are taken by the next round, so a steady writer is followed round after
-/// round, each round copying only the frames added since the last. While a
-/// reader of an older snapshot holds frames back, the thread tries again
-/// every `CHECKPOINT_RETRY`.
+/// before it started as copied (`copied`). Commits made while it runs are
+/// taken by the next round, which copies only the frames added since.
+/// While a reader of an older snapshot holds frames back, the thread tries
+/// again every `CHECKPOINT_RETRY`.
 struct Checkpointer {
     shared: Arc<Shared>,
     thread: JoinHandle<()>,
@@ -750,9 +763,31 @@ struct Shared {
 struct Progress {
     requested: u64,
     copied: u64,
+    /// When the oldest commit not yet copied was reported (or an earlier
+    /// time), and when the latest was.
+    oldest_pending: Option<Instant>,
+    latest: Option<Instant>,
+    /// Someone waits for the copy: no pause to wait for.
+    urgent: bool,
     stop: bool,
-    /// The thread ended (its connection failed, or it was stopped).
+    /// The thread ended (it was stopped).
     gone: bool,
+}
+
+impl Progress {
+    /// When the next round is due, `None` when nothing waits to be copied.
+    fn due(&self) -> Option<Instant> {
+        if self.copied >= self.requested {
+            return None;
+        }
+        let now = Instant::now();
+        if self.urgent || self.stop {
+            return Some(now);
+        }
+        let idle = self.latest.map_or(now, |t| t + CHECKPOINT_IDLE);
+        let aged = self.oldest_pending.map_or(now, |t| t + CHECKPOINT_MAX_AGE);
+        Some(idle.min(aged))
+    }
 }
 
 impl Shared {
@@ -791,8 +826,16 @@ impl Checkpointer {
         if p.gone {
             return false;
         }
+        let now = Instant::now();
         p.requested += 1;
-        self.shared.changed.notify_all();
+        p.latest = Some(now);
+        // The thread sleeps until a round is due; only the first pending
+        // commit changes when that is (later ones only push the pause
+        // back, which the thread sees when it wakes).
+        if p.oldest_pending.is_none() {
+            p.oldest_pending = Some(now);
+            self.shared.changed.notify_all();
+        }
         true
     }
 
@@ -800,6 +843,10 @@ impl Checkpointer {
     fn wait(&self, deadline: Instant) -> bool {
         let mut p = self.shared.lock();
         let target = p.requested;
+        if p.copied < target {
+            p.urgent = true;
+            self.shared.changed.notify_all();
+        }
         while p.copied < target && !p.gone {
             let now = Instant::now();
             if now >= deadline {
@@ -826,41 +873,55 @@ impl Checkpointer {
 
 fn run_checkpointer(conn: &Connection, shared: &Shared) {
     let mut stop_deadline = None;
+    let mut p = shared.lock();
     loop {
-        let target = {
-            let mut p = shared.lock();
-            while p.copied == p.requested && !p.stop {
-                p = shared.changed.wait(p).unwrap_or_else(|e| e.into_inner());
-            }
-            if p.copied == p.requested {
+        let Some(due) = p.due() else {
+            if p.stop {
                 break;
             }
-            if p.stop {
-                let deadline =
-                    *stop_deadline.get_or_insert_with(|| Instant::now() + CHECKPOINT_WAIT);
-                if Instant::now() >= deadline {
-                    break;
-                }
-            }
-            p.requested
+            p = shared.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+            continue;
         };
-        if checkpoint_passive(conn) == Some(true) {
-            let mut p = shared.lock();
-            p.copied = p.copied.max(target);
-            shared.changed.notify_all();
+        if p.stop {
+            let deadline = *stop_deadline.get_or_insert_with(|| Instant::now() + CHECKPOINT_WAIT);
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        let now = Instant::now();
+        if due > now {
+            p = shared
+                .changed
+                .wait_timeout(p, due - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
             continue;
         }
-        // Held back (a reader of an older snapshot, or another connection
-        // checkpointing): try again shortly, or at once for a new commit.
-        let p = shared.lock();
-        if p.requested == target && !p.stop {
-            let _ = shared.changed.wait_timeout(p, CHECKPOINT_RETRY);
-        } else if p.stop {
-            drop(p);
-            std::thread::sleep(CHECKPOINT_RETRY);
+        let target = p.requested;
+        drop(p);
+        let started = Instant::now();
+        let done = checkpoint_passive(conn) == Some(true);
+        p = shared.lock();
+        if done {
+            p.copied = p.copied.max(target);
+            if p.copied >= p.requested {
+                p.oldest_pending = None;
+                p.urgent = false;
+            } else {
+                // Commits made during the round: none is older than its start.
+                p.oldest_pending = Some(started);
+            }
+            shared.changed.notify_all();
+        } else {
+            // Held back (a reader of an older snapshot, or another
+            // connection checkpointing): try again shortly.
+            p = shared
+                .changed
+                .wait_timeout(p, CHECKPOINT_RETRY)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
-    let mut p = shared.lock();
     p.gone = true;
     shared.changed.notify_all();
 }

@@ -250,9 +250,9 @@ impl SqliteStore {
     /// the database file (docs/STORAGE.md, connection settings). A commit
     /// is durable once in the WAL, but until it is copied a lost or deleted
     /// `-wal` file (after a crash, or a copy of the `.db` alone) takes it
-    /// with it. The copy and its fsync run on the checkpointer's thread, so
-    /// the commit returns after its own fsync and the copy proceeds while
-    /// the caller goes on; only if that thread cannot be had is the copy
+    /// with it. The copy and its fsyncs run on the checkpointer's thread at
+    /// the writer's next pause (see [`Checkpointer`]), so the commit returns
+    /// after its own fsync; only if that thread cannot be had is the copy
     /// made here, before returning.
     fn checkpoint_wal(&mut self) {
         if self.checkpointer.is_none() {

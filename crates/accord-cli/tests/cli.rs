@@ -1469,8 +1469,9 @@ fn hidden_format_characters_are_escaped_in_output() {
 
 /// Red-team finding: deleting events.db-wal after a crash silently dropped
 /// committed events and `verify` passed. Each commit is now copied into the
-/// database file before the next one starts, so what a killed writer
-/// acknowledged survives the loss of its WAL.
+/// database file right after it returns (by the store's checkpointer, off
+/// the commit path: docs/STORAGE.md), so what a killed writer committed
+/// before that copy ended survives the loss of its WAL.
 #[test]
 fn acknowledged_events_survive_a_lost_wal() {
     let env = Env::new();
@@ -1489,8 +1490,8 @@ fn acknowledged_events_survive_a_lost_wal() {
     stdin.flush().unwrap();
     let db = env.home().join("events.db");
     // Wait until the database file alone (a copy, without its WAL) holds
-    // every commit: without a checkpoint after each commit it never does
-    // while the writer runs (SQLite's own comes after 1000 pages).
+    // every commit: without the checkpointer it never does while the
+    // writer runs (SQLite's own checkpoint comes after 1000 pages).
     let probe = env.path("probe.db");
     let in_main_file = || {
         let _ = fs::remove_file(&probe);

@@ -407,8 +407,12 @@ impl<S: EventStore> Agent<S> {
             let agent = self.key.agent_id().clone();
             let key = &self.key;
             let env = &self.env;
+            // The leaf hashes of the events built here, computed once: they
+            // extend the verified tree (recomputed from these very bytes)
+            // and the store indexes the tree from them.
+            let mut built_leaves = Vec::new();
             let result =
-                self.store.append_with_state(
+                self.store.append_with_leaves(
                     &agent,
                     keys,
                     &mut |head: Option<&Head>, state: &[Option<Vec<u8>>]| {
@@ -431,14 +435,18 @@ impl<S: EventStore> Agent<S> {
                             let nonce = env.nonce().map_err(|e| StoreError::Io(e.to_string()))?;
                             out.push(writer.append(nonce, event_type, payload)?);
                         }
-                        Ok((out, writes))
+                        built_leaves = out
+                            .iter()
+                            .map(|ev| merkle::leaf_hash(ev.canonical()))
+                            .collect();
+                        Ok((out, writes, built_leaves.clone()))
                     },
                 );
             match result {
                 Ok(written) => {
                     if let (Some(v), Some(last)) = (self.verified.as_mut(), written.last()) {
-                        for ev in &written {
-                            v.tree.push(merkle::leaf_hash(ev.canonical()));
+                        for leaf in built_leaves {
+                            v.tree.push(leaf);
                         }
                         v.head = Head::of(last);
                     }
@@ -720,21 +728,24 @@ impl<S: EventStore> Agent<S> {
             &archive::header_line(self.key.public(), name.as_deref()),
             &mut digest,
         )?;
-        let mut leaves = Vec::with_capacity(head.seq as usize + 1);
+        // Only the root of the events read back is needed (to compare with
+        // the verified one): the incremental tree computes it with the
+        // same node hashes as a full `Levels`, without holding every leaf
+        // and level in memory.
+        let mut tree = merkle::Tree::new();
         let mut last = None;
         self.store
             .scan(&agent, 0, Some(head.seq), &mut |seq, body| {
                 emit(body, &mut digest)?;
-                leaves.push(merkle::leaf_hash(body));
+                tree.push(merkle::leaf_hash(body));
                 if seq == head.seq {
                     last = Some(SignedEvent::from_canonical(body)?.hash());
                 }
-                if leaves.len().is_multiple_of(4096) {
-                    progress(leaves.len() as u64);
+                if tree.size().is_multiple_of(4096) {
+                    progress(tree.size());
                 }
                 Ok(ControlFlow::Continue(()))
             })?;
-        let tree = Levels::new(leaves);
         if last != Some(head.hash) || tree.size() != head.seq + 1 {
             return Err(HomeError::Store(StoreError::Corrupt(
                 "events read back do not match the chain head".into(),
@@ -749,7 +760,7 @@ impl<S: EventStore> Agent<S> {
         emit(&seal.sign(&self.key), &mut digest)?;
         // The archive is signed over the bytes read here; they must be the
         // events just verified.
-        if tree.root(tree.size()).ok() != Some(verified_root) {
+        if tree.root() != verified_root {
             return Err(HomeError::Store(StoreError::Corrupt(
                 "the events changed while the archive was written; nothing was certified".into(),
             )));

@@ -114,6 +114,14 @@ pub type StateBuildFn<'a> = dyn FnMut(
 
 pub use accord_core::chain::SideWrite;
 
+/// As [`StateBuildFn`], also returning the RFC 9162 leaf hash of each event
+/// built (`merkle::leaf_hash` of its canonical bytes), in order.
+pub type LeafBuildFn<'a> = dyn FnMut(
+        Option<&Head>,
+        &[Option<Vec<u8>>],
+    ) -> Result<(Vec<SignedEvent>, Vec<SideWrite>, Vec<Hash32>), StoreError>
+    + 'a;
+
 /// The state keys [`EventStore::put_state`] may write.
 pub const TRANSPORT_PREFIX: &str = "transport/";
 
@@ -156,6 +164,24 @@ pub trait EventStore {
         keys: &[&str],
         build: &mut StateBuildFn<'_>,
     ) -> Result<Vec<SignedEvent>, StoreError>;
+
+    /// As [`EventStore::append_with_state`], for a caller that hashes the
+    /// events it builds anyway (an agent keeps the tree of its own chain):
+    /// `build` also returns each event's leaf hash, and a store may index
+    /// the tree from them instead of hashing every event a second time.
+    /// They are trusted as given: a wrong one damages the index, which the
+    /// agent's verification and `accord verify` report (the index is never
+    /// a trust anchor). The default hashes the events itself.
+    fn append_with_leaves(
+        &mut self,
+        agent: &AgentId,
+        keys: &[&str],
+        build: &mut LeafBuildFn<'_>,
+    ) -> Result<Vec<SignedEvent>, StoreError> {
+        self.append_with_state(agent, keys, &mut |head, state| {
+            build(head, state).map(|(events, writes, _)| (events, writes))
+        })
+    }
 
     /// The root of the perfect subtree of `agent`'s RFC 9162 tree at
     /// `level` and `index` (leaves `[index·2^level, (index+1)·2^level)`),

@@ -22,14 +22,17 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use accord_core::merkle::{self, MerkleError};
 use accord_core::{AgentId, Hash32, SignedEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
-    EventStore, Head, Quarantined, ScanFn, SideWrite, StateBuildFn, StoreError, check_continuation,
+    EventStore, Head, LeafBuildFn, Quarantined, ScanFn, SideWrite, StateBuildFn, StoreError,
+    check_continuation,
 };
 
 /// SQLite `application_id` of an Accord store ("ACCD").
@@ -112,14 +115,34 @@ CREATE TRIGGER merkle_no_delete BEFORE DELETE ON merkle
 /// How long a writer waits for the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long the checkpoint after a commit waits for readers of an older
-/// snapshot.
+/// How long closing the store waits for its last commits to be copied out
+/// of the WAL while readers of an older snapshot hold them back (and how
+/// long the in-line fallback checkpoint waits for them).
 const CHECKPOINT_WAIT: Duration = Duration::from_millis(250);
+
+/// How often the checkpointer tries again while a reader of an older
+/// snapshot keeps committed frames from being copied.
+const CHECKPOINT_RETRY: Duration = Duration::from_millis(5);
+
+/// The checkpointer copies once the writer has made no commit for this
+/// long, ...
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(1);
+
+/// ... or once the oldest commit not yet copied is this old. Copying every
+/// commit at once would cost each commit a second fsync: a WAL wholly
+/// copied is restarted from its beginning by the next commit, which then
+/// syncs the new WAL header before its frames. Waiting for a pause (or
+/// this long under a steady stream of commits) leaves one restart per
+/// burst instead of one per commit.
+const CHECKPOINT_MAX_AGE: Duration = Duration::from_millis(50);
 
 /// The SQLite-backed [`EventStore`].
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    /// Started by the first commit through this store; `None` before that,
+    /// so a store that is only read starts no thread.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -219,25 +242,56 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             path: path.to_owned(),
+            checkpointer: None,
         })
     }
 
-    /// Copies committed transactions from the WAL into the database file
-    /// (synced, as `synchronous=FULL` makes every checkpoint). A commit is
-    /// durable once in the WAL, but until it is copied a lost or deleted
+    /// Called after every commit: has the commit copied from the WAL into
+    /// the database file (docs/STORAGE.md, connection settings). A commit
+    /// is durable once in the WAL, but until it is copied a lost or deleted
     /// `-wal` file (after a crash, or a copy of the `.db` alone) takes it
-    /// with it; doing this after each commit keeps that window to the time
-    /// between the commit and this call. `FULL` waits for readers still on
-    /// an older snapshot (a passive checkpoint would skip the frames they
-    /// hold and leave the last commit in the WAL), but only briefly: a long
-    /// reader must not stall the writer, so after `CHECKPOINT_WAIT` the rest
-    /// is left for the next commit (or SQLite's checkpoint on close).
-    fn checkpoint_wal(&self) {
+    /// with it. The copy and its fsyncs run on the checkpointer's thread at
+    /// the writer's next pause (see [`Checkpointer`]), so the commit returns
+    /// after its own fsync; only if that thread cannot be had is the copy
+    /// made here, before returning.
+    fn checkpoint_wal(&mut self) {
+        if self.checkpointer.is_none() {
+            self.checkpointer = Checkpointer::start(&self.path);
+        }
+        if !self
+            .checkpointer
+            .as_ref()
+            .is_some_and(Checkpointer::request)
+        {
+            self.checkpointer = None;
+            self.checkpoint_inline();
+        }
+    }
+
+    /// The copy made on the committing thread. `FULL` waits for readers
+    /// still on an older snapshot (a passive checkpoint would skip the
+    /// frames they hold), but only for `CHECKPOINT_WAIT`: a long reader
+    /// must not stall the writer; the rest waits for the next commit (or
+    /// SQLite's checkpoint on close).
+    fn checkpoint_inline(&self) {
         let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()));
         let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
+    }
+
+    /// Waits until every commit made through this store is in the database
+    /// file itself (copied out of the WAL and synced), for at most `limit`;
+    /// returns whether it is. Only a reader of an older snapshot (another
+    /// connection in the middle of a read) holds the copy back longer than
+    /// the copy itself takes. Closing the store does the same with a limit
+    /// of 250 ms.
+    pub fn wait_checkpointed(&self, limit: Duration) -> bool {
+        match &self.checkpointer {
+            None => wal_is_copied(&self.conn),
+            Some(c) => c.wait(Instant::now() + limit),
+        }
     }
 
     /// The store's file.
@@ -314,6 +368,18 @@ impl EventStore for SqliteStore {
         keys: &[&str],
         build: &mut StateBuildFn<'_>,
     ) -> Result<Vec<SignedEvent>, StoreError> {
+        // No leaf hashes given: `append_with_leaves` hashes the events.
+        self.append_with_leaves(agent, keys, &mut |head, state| {
+            build(head, state).map(|(events, writes)| (events, writes, Vec::new()))
+        })
+    }
+
+    fn append_with_leaves(
+        &mut self,
+        agent: &AgentId,
+        keys: &[&str],
+        build: &mut LeafBuildFn<'_>,
+    ) -> Result<Vec<SignedEvent>, StoreError> {
         // IMMEDIATE takes the write lock up front: the head and state read
         // below cannot go stale before the insert.
         let tx = self
@@ -324,17 +390,29 @@ impl EventStore for SqliteStore {
             .iter()
             .map(|k| Self::read_state(&tx, agent, k))
             .collect::<Result<Vec<_>, _>>()?;
-        let (events, writes) = build(head.as_ref(), &state)?;
+        let (events, writes, mut leaves) = build(head.as_ref(), &state)?;
         if events.is_empty() {
             return Err(StoreError::Invalid("empty batch".into()));
         }
         check_continuation(agent, head.as_ref(), &events)?;
+        if leaves.is_empty() {
+            leaves = events
+                .iter()
+                .map(|ev| merkle::leaf_hash(ev.canonical()))
+                .collect();
+        } else if leaves.len() != events.len() {
+            return Err(StoreError::Invalid(format!(
+                "{} leaf hashes for {} events",
+                leaves.len(),
+                events.len()
+            )));
+        }
         {
             let mut insert =
                 tx.prepare_cached("INSERT INTO events (agent_id, seq, body) VALUES (?1, ?2, ?3)")?;
-            for ev in &events {
+            for (ev, leaf) in events.iter().zip(leaves) {
                 insert.execute(params![agent.as_str(), ev.seq() as i64, ev.canonical()])?;
-                index_leaf(&tx, agent, ev.seq(), ev.canonical())?;
+                index_leaf(&tx, agent, ev.seq(), leaf)?;
             }
         }
         for w in writes {
@@ -548,11 +626,16 @@ fn read_node(
     .transpose()
 }
 
-/// Writes the tree nodes that event `seq` (its canonical bytes `body`)
-/// completes: its leaf and every parent it closes.
-fn index_leaf(conn: &Connection, agent: &AgentId, seq: u64, body: &[u8]) -> Result<(), StoreError> {
+/// Writes the tree nodes that event `seq` (its leaf hash `leaf`) completes:
+/// its leaf and every parent it closes.
+fn index_leaf(
+    conn: &Connection,
+    agent: &AgentId,
+    seq: u64,
+    leaf: Hash32,
+) -> Result<(), StoreError> {
     let id = agent.as_str();
-    let nodes = merkle::completed_nodes(seq, merkle::leaf_hash(body), &mut |level, index| {
+    let nodes = merkle::completed_nodes(seq, leaf, &mut |level, index| {
         read_node(conn, id, level, index)
             .map_err(|e| MerkleError::Storage(e.to_string()))?
             .ok_or_else(|| MerkleError::Storage(format!("tree node ({level}, {index}) is missing")))
@@ -580,7 +663,7 @@ fn index_all(conn: &Connection) -> Result<(), StoreError> {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let agent = AgentId::parse(&agent)
             .map_err(|e| StoreError::Corrupt(format!("agent id {agent}: {e}")))?;
-        index_leaf(conn, &agent, seq as u64, body)?;
+        index_leaf(conn, &agent, seq as u64, merkle::leaf_hash(body))?;
     }
     Ok(())
 }
@@ -623,4 +706,222 @@ fn not_a_store(path: &Path, e: rusqlite::Error) -> StoreError {
         path: path.display().to_string(),
         reason: e.to_string(),
     }
+}
+
+impl Drop for SqliteStore {
+    /// The last commits are copied out of the WAL before the store closes,
+    /// even when other connections keep SQLite from checkpointing on close.
+    fn drop(&mut self) {
+        if let Some(c) = self.checkpointer.take() {
+            c.stop();
+        }
+    }
+}
+
+/// Whether every frame in the WAL of `conn`'s database is in the database
+/// file (checked with a passive checkpoint, which copies what it can).
+fn wal_is_copied(conn: &Connection) -> bool {
+    checkpoint_passive(conn) == Some(true)
+}
+
+/// Runs a passive checkpoint (it never waits for, nor blocks, readers and
+/// writers) and says whether the WAL is now wholly in the database file;
+/// `None` when SQLite refused (another connection was checkpointing).
+fn checkpoint_passive(conn: &Connection) -> Option<bool> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })
+    .ok()
+    .and_then(|(busy, log, copied)| (busy == 0).then_some(log == copied))
+}
+
+/// A thread with its own connection that copies commits out of the WAL.
+/// The writer counts its commits (`requested`); the thread waits for a
+/// pause in them (`CHECKPOINT_IDLE`, or `CHECKPOINT_MAX_AGE` after the
+/// oldest one not yet copied, or at once when someone waits for the copy
+/// or the store closes), runs a passive checkpoint and, when the WAL is
+/// wholly in the database file afterwards, marks every commit counted
+/// before it started as copied (`copied`). Commits made while it runs are
+/// taken by the next round, which copies only the frames added since.
+/// While a reader of an older snapshot holds frames back, the thread tries
+/// again every `CHECKPOINT_RETRY`.
+struct Checkpointer {
+    shared: Arc<Shared>,
+    thread: JoinHandle<()>,
+}
+
+struct Shared {
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Progress {
+    requested: u64,
+    copied: u64,
+    /// When the oldest commit not yet copied was reported (or an earlier
+    /// time), and when the latest was.
+    oldest_pending: Option<Instant>,
+    latest: Option<Instant>,
+    /// Someone waits for the copy: no pause to wait for.
+    urgent: bool,
+    stop: bool,
+    /// The thread ended (it was stopped).
+    gone: bool,
+}
+
+impl Progress {
+    /// When the next round is due, `None` when nothing waits to be copied.
+    fn due(&self) -> Option<Instant> {
+        if self.copied >= self.requested {
+            return None;
+        }
+        let now = Instant::now();
+        if self.urgent || self.stop {
+            return Some(now);
+        }
+        let idle = self.latest.map_or(now, |t| t + CHECKPOINT_IDLE);
+        let aged = self.oldest_pending.map_or(now, |t| t + CHECKPOINT_MAX_AGE);
+        Some(idle.min(aged))
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Checkpointer {
+    /// `None` when the thread or its connection cannot be had.
+    fn start(path: &Path) -> Option<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
+        // synchronous=FULL makes SQLite fsync the database file after each
+        // checkpoint: a copied commit is on disk, not in the page cache.
+        conn.execute_batch("PRAGMA synchronous = FULL;").ok()?;
+        let shared = Arc::new(Shared {
+            progress: Mutex::new(Progress::default()),
+            changed: Condvar::new(),
+        });
+        let theirs = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("accord-wal-checkpoint".into())
+            .spawn(move || run_checkpointer(&conn, &theirs))
+            .ok()?;
+        Some(Checkpointer { shared, thread })
+    }
+
+    /// Reports a commit; `false` when the thread is gone (the caller then
+    /// copies in line).
+    fn request(&self) -> bool {
+        let mut p = self.shared.lock();
+        if p.gone {
+            return false;
+        }
+        let now = Instant::now();
+        p.requested += 1;
+        p.latest = Some(now);
+        // The thread sleeps until a round is due; only the first pending
+        // commit changes when that is (later ones only push the pause
+        // back, which the thread sees when it wakes).
+        if p.oldest_pending.is_none() {
+            p.oldest_pending = Some(now);
+            self.shared.changed.notify_all();
+        }
+        true
+    }
+
+    /// Waits until every commit reported so far is copied, or `deadline`.
+    fn wait(&self, deadline: Instant) -> bool {
+        let mut p = self.shared.lock();
+        let target = p.requested;
+        if p.copied < target {
+            p.urgent = true;
+            self.shared.changed.notify_all();
+        }
+        while p.copied < target && !p.gone {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            p = self
+                .shared
+                .changed
+                .wait_timeout(p, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        p.copied >= target
+    }
+
+    /// Copies what is left (for at most `CHECKPOINT_WAIT`) and ends the
+    /// thread.
+    fn stop(self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+        let _ = self.thread.join();
+    }
+}
+
+fn run_checkpointer(conn: &Connection, shared: &Shared) {
+    let mut stop_deadline = None;
+    let mut p = shared.lock();
+    loop {
+        let Some(due) = p.due() else {
+            if p.stop {
+                break;
+            }
+            p = shared.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+            continue;
+        };
+        if p.stop {
+            let deadline = *stop_deadline.get_or_insert_with(|| Instant::now() + CHECKPOINT_WAIT);
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        let now = Instant::now();
+        if due > now {
+            p = shared
+                .changed
+                .wait_timeout(p, due - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            continue;
+        }
+        let target = p.requested;
+        drop(p);
+        let started = Instant::now();
+        let done = checkpoint_passive(conn) == Some(true);
+        p = shared.lock();
+        if done {
+            p.copied = p.copied.max(target);
+            if p.copied >= p.requested {
+                p.oldest_pending = None;
+                p.urgent = false;
+            } else {
+                // Commits made during the round: none is older than its start.
+                p.oldest_pending = Some(started);
+            }
+            shared.changed.notify_all();
+        } else {
+            // Held back (a reader of an older snapshot, or another
+            // connection checkpointing): try again shortly.
+            p = shared
+                .changed
+                .wait_timeout(p, CHECKPOINT_RETRY)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+    p.gone = true;
+    shared.changed.notify_all();
 }

@@ -8,7 +8,7 @@ use accord_core::archive::ArchiveVerifier;
 use accord_core::export::ExportVerifier;
 use accord_core::merkle::Nodes;
 use accord_core::{Map, SignatureMode, SignedEvent, Value, event, jcs};
-use accord_store::home::{self, verify_store};
+use accord_store::home;
 use accord_store::{EventStore, Home};
 use accord_tsp::archive::ArchiveTimestamps;
 use serde_json::json;
@@ -195,21 +195,26 @@ pub(crate) fn cmd_verify_store(
     let store = home.open_store()?;
     store.quick_check()?;
     let progress = spinner("verifying");
-    let result = verify_store(&store, &info.agent_id, mode, &mut |n| {
+    // One pass: the events, the tree recomputed from them, and every
+    // checkpoint the agent signed before (recorded in the store, and the
+    // copy in the home, which names a rollback that took the store's own
+    // record along).
+    let result = home::check_chain(&store, &info.public_key, Some(home.dir()), mode, &mut |n| {
         progress.set_position(n)
-    })?;
+    });
     progress.finish_and_clear();
-    let summary = match result {
-        Ok(summary) => summary,
-        Err(f) => return report_failure(json, f.seq, None, &f.reason.to_string()),
+    let report = match result {
+        Ok(Ok(report)) => report,
+        Ok(Err(f)) => return report_failure(json, f.seq, None, &f.reason.to_string()),
+        Err(accord_store::HomeError::Contradiction(m)) => {
+            return report_failure_msg(json, None, None, &m);
+        }
+        Err(e) => return Err(e.into()),
     };
-    // A valid but shortened or rewritten chain still contradicts the
-    // checkpoints the agent signed before.
-    let tree = home::tree_of(&store, &info.agent_id)?;
     // The tree index the store keeps for proofs must agree with the events.
     let stored = home::stored_tree(&store, &info.agent_id)?;
-    let n = tree.size();
-    if stored.size() != n || stored.root(n).ok() != tree.root(n).ok() {
+    let n = report.tree.size();
+    if stored.size() != n || stored.root(n).ok() != Some(report.tree.root()) {
         return Err(CliError::new(
             Code::Store,
             format!(
@@ -217,65 +222,30 @@ pub(crate) fn cmd_verify_store(
             ),
         ));
     }
-    // The copy of the last checkpoint kept outside the store names a
-    // rollback that took the store's own record of it along.
-    let latest = home.latest_checkpoint(&info.public_key)?;
-    if let Some(cp) = &latest {
-        if cp.size > n {
-            return report_failure_msg(
-                json,
-                None,
-                None,
-                &format!(
-                    "the chain has {n} events but this agent signed a checkpoint of {} events ({}): events were lost or removed (a deleted events.db-wal after a crash, an older backup restored, or rows deleted)",
-                    cp.size,
-                    home.dir().join(home::LATEST_CHECKPOINT_FILE).display()
-                ),
-            );
-        }
-        if tree.root(cp.size).ok() != Some(cp.root) {
-            return report_failure_msg(
-                json,
-                None,
-                None,
-                &format!(
-                    "the first {} events differ from the checkpoint of that size this agent signed ({}): the store was rewritten",
-                    cp.size,
-                    home.dir().join(home::LATEST_CHECKPOINT_FILE).display()
-                ),
-            );
-        }
-    }
-    match home::check_recorded(&store, &info.public_key, &tree) {
-        Ok(k) => {
-            let last = match &latest {
-                Some(cp) => format!("; last signed checkpoint: {} of {n} events", cp.size),
-                None => "; no checkpoint signed yet".to_owned(),
-            };
-            report_ok(
-                json,
-                &summary,
-                None,
-                &format!(
-                    "store {} ({k} recorded checkpoint{} consistent{last})",
-                    store.path().display(),
-                    if k == 1 { "" } else { "s" }
-                ),
-                Map::from_iter([
-                    ("recorded_checkpoints".to_owned(), Value::from(k)),
-                    (
-                        "last_signed_checkpoint".to_owned(),
-                        latest
-                            .as_ref()
-                            .map_or(Value::Null, |cp| Value::from(cp.size)),
-                    ),
-                ]),
-            );
-            Ok(())
-        }
-        Err(accord_store::HomeError::Contradiction(m)) => report_failure_msg(json, None, None, &m),
-        Err(e) => Err(e.into()),
-    }
+    let k = report.checkpoints.recorded();
+    let latest = report.checkpoints.latest();
+    let last = match latest {
+        Some(cp) => format!("; last signed checkpoint: {} of {n} events", cp.size),
+        None => "; no checkpoint signed yet".to_owned(),
+    };
+    report_ok(
+        json,
+        &report.summary,
+        None,
+        &format!(
+            "store {} ({k} recorded checkpoint{} consistent{last})",
+            store.path().display(),
+            if k == 1 { "" } else { "s" }
+        ),
+        Map::from_iter([
+            ("recorded_checkpoints".to_owned(), Value::from(k)),
+            (
+                "last_signed_checkpoint".to_owned(),
+                latest.map_or(Value::Null, |cp| Value::from(cp.size)),
+            ),
+        ]),
+    );
+    Ok(())
 }
 
 pub(crate) fn cmd_verify_file(

@@ -1053,6 +1053,14 @@ fn an_agent_never_signs_over_a_removed_or_edited_history() {
         "events were lost or removed",
     );
     assert!(!a.exists(), "a partial archive was left behind");
+    // Nor seal an export of it (an export's seal vouches for the chain).
+    let x = env.path("x.jsonl");
+    fails(
+        &env.run(&["export", "--out", x.to_str().unwrap()]),
+        1,
+        "events were lost or removed",
+    );
+    assert!(!x.exists(), "a partial export was left behind");
     // An edited event: refused before signing.
     {
         let conn = rusqlite::Connection::open(&db).unwrap();

@@ -516,67 +516,24 @@ impl<S: EventStore> Agent<S> {
     }
 
     fn verify_all(&self, progress: &mut dyn FnMut(u64)) -> Result<Verified, HomeError> {
-        let agent = self.key.agent_id().clone();
         self.store.integrity_check()?;
-        let mut recorded = Vec::new();
-        for (size, note) in self.store.checkpoints(&agent)? {
-            let (cp, _) = Checkpoint::open(&note, self.key.public()).map_err(|e| {
-                StoreError::Corrupt(format!("recorded checkpoint of size {size}: {e}"))
-            })?;
-            if cp.size != size {
-                return Err(HomeError::Store(StoreError::Corrupt(format!(
-                    "the checkpoint recorded as size {size} is of size {}",
-                    cp.size
-                ))));
-            }
-            recorded.push(cp);
-        }
-        if let Some(dir) = &self.dir {
-            recorded.extend(latest_checkpoint(dir, self.key.public())?);
-        }
-        recorded.sort_by_key(|cp| cp.size);
-        let mut verifier = ChainVerifier::new(SignatureMode::Batch).expect_agent(agent.clone());
-        let mut tree = merkle::Tree::new();
-        let mut next_cp = recorded.iter().peekable();
-        let mut rewritten = None;
-        let mut failure = None;
-        self.store.scan(&agent, 0, None, &mut |_, body| {
-            if let Err(f) = verifier.push_bytes(body) {
-                failure = Some(f);
-                return Ok(ControlFlow::Break(()));
-            }
-            tree.push(merkle::leaf_hash(body));
-            while let Some(cp) = next_cp.next_if(|cp| cp.size <= tree.size()) {
-                if cp.size == tree.size() && cp.root != tree.root() && rewritten.is_none() {
-                    rewritten = Some(cp.size);
-                }
-            }
-            if tree.size().is_multiple_of(4096) {
-                progress(tree.size());
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
-        if let Some(f) = failure {
-            return Err(HomeError::ChainInvalid(f));
-        }
-        let summary = verifier.finish().map_err(HomeError::ChainInvalid)?;
-        progress(tree.size());
-        if let Some(size) = rewritten {
-            return Err(HomeError::Contradiction(format!(
-                "the first {size} events differ from the checkpoint of that size signed earlier: the store was rewritten"
-            )));
-        }
-        if let Some(cp) = recorded.last().filter(|cp| cp.size > tree.size()) {
-            return Err(HomeError::Contradiction(rolled_back(tree.size(), cp.size)));
-        }
-        self.check_stored_tree(&tree)?;
+        let report = check_chain(
+            &self.store,
+            self.key.public(),
+            self.dir.as_deref(),
+            SignatureMode::Batch,
+            progress,
+        )?
+        .map_err(HomeError::ChainInvalid)?;
+        self.check_stored_tree(&report.tree)?;
+        let summary = report.summary;
         Ok(Verified {
             head: Head {
                 seq: summary.events - 1,
                 hash: summary.head_hash,
                 timestamp: summary.last_timestamp,
             },
-            tree,
+            tree: report.tree,
         })
     }
 
@@ -658,13 +615,6 @@ impl<S: EventStore> Agent<S> {
             }
         }
         Ok((cp, note))
-    }
-
-    /// Checks the chain against every checkpoint this agent signed before:
-    /// none may be larger than the chain (events removed) or disagree with
-    /// it (events rewritten). An agent never signs a second history.
-    pub fn check_recorded(&self, tree: &dyn Nodes) -> Result<(), HomeError> {
-        check_recorded(&self.store, self.key.public(), tree).map(|_| ())
     }
 
     /// Signs and records a checkpoint of the whole chain.
@@ -814,6 +764,10 @@ impl<S: EventStore> Agent<S> {
         // An export is signed (its seal), so it is verified as it is read:
         // an agent never vouches for a chain that does not verify.
         self.store.integrity_check()?;
+        // ... and against the checkpoints it signed before, as verify does.
+        let mut checkpoints =
+            SignedCheckpoints::load(&self.store, self.key.public(), self.dir.as_deref())?;
+        let mut tree = merkle::Tree::new();
         let mut verifier = ChainVerifier::new(SignatureMode::Batch).expect_agent(agent.clone());
         let mut failure = None;
         // Export exactly up to the head read above, even if appends continue.
@@ -823,6 +777,8 @@ impl<S: EventStore> Agent<S> {
                     failure = Some(f);
                     return Ok(ControlFlow::Break(()));
                 }
+                tree.push(merkle::leaf_hash(body));
+                checkpoints.observe(&tree);
                 out.write_all(body)
                     .and_then(|_| out.write_all(b"\n"))
                     .map_err(|e| StoreError::Io(e.to_string()))?;
@@ -857,6 +813,12 @@ impl<S: EventStore> Agent<S> {
                 return Err(StoreError::Corrupt("the head event is missing".into()).into());
             }
         };
+        // A history that contradicts a signed checkpoint is not sealed; an
+        // export stopped early is shorter than the chain by design.
+        checkpoints.check_rewritten()?;
+        if stopped.is_none() {
+            checkpoints.check_not_shorter(count)?;
+        }
         let expected = head.as_ref().map(|h| (h.hash, h.seq + 1));
         if stopped.is_none() && expected.is_some_and(|e| e != (head_hash, count)) {
             return Err(HomeError::Store(StoreError::Corrupt(
@@ -979,43 +941,176 @@ impl Nodes for StoredTree<'_> {
     }
 }
 
-/// Checks `tree` (the chain now) against every checkpoint recorded for the
-/// agent whose key is `key`: none may be larger than the chain (events were
-/// removed) or disagree with it (events were rewritten). Returns how many
-/// were checked.
-pub fn check_recorded(
-    store: &dyn EventStore,
-    key: &accord_core::PublicKey,
-    tree: &dyn Nodes,
-) -> Result<usize, HomeError> {
-    let recorded = store.checkpoints(&key.agent_id())?;
-    for (size, note) in &recorded {
-        let (cp, _) = Checkpoint::open(note, key).map_err(|e| {
-            HomeError::Store(StoreError::Corrupt(format!(
-                "recorded checkpoint of size {size}: {e}"
-            )))
-        })?;
-        if cp.size != *size {
-            return Err(HomeError::Store(StoreError::Corrupt(format!(
-                "the checkpoint recorded as size {size} is of size {}",
-                cp.size
-            ))));
+/// The checkpoints an agent signed earlier — those recorded in its store
+/// and the copy of the largest kept in its home ([`LATEST_CHECKPOINT_FILE`])
+/// — compared with its chain as the chain is read. Verify, export and the
+/// agent's own check before it signs all compare through this one type: an
+/// agent never vouches for a second history.
+#[derive(Debug)]
+pub struct SignedCheckpoints {
+    /// Sorted by size; the path is set for the copy kept in the home.
+    list: Vec<(Checkpoint, Option<PathBuf>)>,
+    next: usize,
+    rewritten: Option<usize>,
+    recorded: usize,
+    latest: Option<Checkpoint>,
+}
+
+impl SignedCheckpoints {
+    /// Reads and checks (signature by `key`, recorded size) the checkpoints
+    /// recorded in `store` and, when `dir` is a home, the one it keeps.
+    pub fn load(
+        store: &dyn EventStore,
+        key: &accord_core::PublicKey,
+        dir: Option<&Path>,
+    ) -> Result<Self, HomeError> {
+        let mut list = Vec::new();
+        for (size, note) in store.checkpoints(&key.agent_id())? {
+            let (cp, _) = Checkpoint::open(&note, key).map_err(|e| {
+                StoreError::Corrupt(format!("recorded checkpoint of size {size}: {e}"))
+            })?;
+            if cp.size != size {
+                return Err(HomeError::Store(StoreError::Corrupt(format!(
+                    "the checkpoint recorded as size {size} is of size {}",
+                    cp.size
+                ))));
+            }
+            list.push((cp, None));
         }
-        if cp.size > tree.size() {
-            return Err(HomeError::Contradiction(format!(
-                "the chain has {} events but this agent signed a checkpoint of size {} earlier: events were removed from the store",
-                tree.size(),
-                cp.size
-            )));
+        let recorded = list.len();
+        let latest = match dir {
+            Some(d) => latest_checkpoint(d, key)?,
+            None => None,
+        };
+        if let (Some(cp), Some(d)) = (&latest, dir) {
+            list.push((cp.clone(), Some(d.join(LATEST_CHECKPOINT_FILE))));
         }
-        if tree.root(cp.size).ok() != Some(cp.root) {
-            return Err(HomeError::Contradiction(format!(
-                "the first {} events differ from the checkpoint of that size signed earlier: the store was rewritten",
-                cp.size
-            )));
+        list.sort_by_key(|(cp, _)| cp.size);
+        Ok(SignedCheckpoints {
+            list,
+            next: 0,
+            rewritten: None,
+            recorded,
+            latest,
+        })
+    }
+
+    /// How many checkpoints the store records.
+    pub fn recorded(&self) -> usize {
+        self.recorded
+    }
+
+    /// The copy of the largest checkpoint kept in the home, if any.
+    pub fn latest(&self) -> Option<&Checkpoint> {
+        self.latest.as_ref()
+    }
+
+    /// Called after each leaf pushed to `tree` (the chain read so far, in
+    /// order): compares the checkpoints of that size.
+    pub fn observe(&mut self, tree: &merkle::Tree) {
+        while let Some((cp, _)) = self.list.get(self.next) {
+            if cp.size > tree.size() {
+                break;
+            }
+            if cp.size == tree.size() && cp.root != tree.root() && self.rewritten.is_none() {
+                self.rewritten = Some(self.next);
+            }
+            self.next += 1;
         }
     }
-    Ok(recorded.len())
+
+    /// Fails when the events read differ from a checkpoint of their size.
+    pub fn check_rewritten(&self) -> Result<(), HomeError> {
+        match self.rewritten.and_then(|i| self.list.get(i)) {
+            Some((cp, origin)) => Err(HomeError::Contradiction(format!(
+                "the first {} events differ from the checkpoint of that size signed earlier{}: the store was rewritten",
+                cp.size,
+                kept_in(origin)
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails when a checkpoint is larger than the `size` events read.
+    pub fn check_not_shorter(&self, size: u64) -> Result<(), HomeError> {
+        match self.list.last().filter(|(cp, _)| cp.size > size) {
+            Some((cp, origin)) => Err(HomeError::Contradiction(format!(
+                "{}{}",
+                rolled_back(size, cp.size),
+                kept_in(origin)
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// After the whole chain of `size` events: both checks.
+    pub fn finish(&self, size: u64) -> Result<(), HomeError> {
+        self.check_rewritten()?;
+        self.check_not_shorter(size)
+    }
+}
+
+fn kept_in(origin: &Option<PathBuf>) -> String {
+    origin
+        .as_ref()
+        .map(|p| format!(" (kept in {})", p.display()))
+        .unwrap_or_default()
+}
+
+/// What [`check_chain`] found.
+#[derive(Debug)]
+pub struct ChainReport {
+    /// The chain's summary.
+    pub summary: Summary,
+    /// The RFC 9162 tree recomputed from its events.
+    pub tree: merkle::Tree,
+    /// The checkpoints it was compared with.
+    pub checkpoints: SignedCheckpoints,
+}
+
+/// Verifies the chain of the agent whose key is `key` in `store` in one
+/// pass: every event (in `mode`), the tree recomputed from them, and every
+/// checkpoint the agent signed earlier ([`SignedCheckpoints`], with the
+/// home's copy when `dir` is given). A bad event is the inner error; a
+/// contradiction with a checkpoint is [`HomeError::Contradiction`].
+pub fn check_chain(
+    store: &dyn EventStore,
+    key: &accord_core::PublicKey,
+    dir: Option<&Path>,
+    mode: SignatureMode,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Result<ChainReport, Failure>, HomeError> {
+    let agent = key.agent_id();
+    let mut checkpoints = SignedCheckpoints::load(store, key, dir)?;
+    let mut verifier = ChainVerifier::new(mode).expect_agent(agent.clone());
+    let mut tree = merkle::Tree::new();
+    let mut failure = None;
+    store.scan(&agent, 0, None, &mut |_, body| {
+        if let Err(f) = verifier.push_bytes(body) {
+            failure = Some(f);
+            return Ok(ControlFlow::Break(()));
+        }
+        tree.push(merkle::leaf_hash(body));
+        checkpoints.observe(&tree);
+        if tree.size().is_multiple_of(4096) {
+            progress(tree.size());
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if let Some(f) = failure {
+        return Ok(Err(f));
+    }
+    let summary = match verifier.finish() {
+        Ok(s) => s,
+        Err(f) => return Ok(Err(f)),
+    };
+    progress(tree.size());
+    checkpoints.finish(tree.size())?;
+    Ok(Ok(ChainReport {
+        summary,
+        tree,
+        checkpoints,
+    }))
 }
 
 /// What to say when a chain is shorter than a checkpoint its agent signed.

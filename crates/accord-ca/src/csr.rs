@@ -16,15 +16,18 @@ use crate::name::{TrustDomain, spiffe_id};
 use crate::sign::Signer;
 use crate::x509::{KeyProblem, alg_name, der_bytes, ed25519_key, is_ed25519, verify};
 
-/// Makes a CSR for `key`: subject `CN=<agent_id>`, a requested URI SAN
-/// naming the agent's SPIFFE ID in `domain`, signed by the key itself.
-/// Returns the PEM text (`CERTIFICATE REQUEST`).
-pub fn create_csr(key: &Keypair, domain: &TrustDomain) -> Result<String, CaError> {
+/// Makes a CSR for `key`: subject `CN=<agent_id>`, with a `domain` a
+/// requested URI SAN naming the agent's SPIFFE ID there, signed by the key
+/// itself. Returns the PEM text (`CERTIFICATE REQUEST`).
+pub fn create_csr(key: &Keypair, domain: Option<&TrustDomain>) -> Result<String, CaError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, key.agent_id().as_str());
     params.distinguished_name = dn;
-    params.subject_alt_names = vec![SanType::URI(spiffe_id(domain, key.agent_id()).try_into()?)];
+    if let Some(domain) = domain {
+        params.subject_alt_names =
+            vec![SanType::URI(spiffe_id(domain, key.agent_id()).try_into()?)];
+    }
     let csr = params.serialize_request(&Signer::new(key))?;
     Ok(csr.pem()?)
 }

@@ -73,7 +73,7 @@ fn setup() -> Setup {
     .expect("CA");
     let a = key(2);
     let b = key(3);
-    let csr_pem = create_csr(&a, &domain()).expect("csr");
+    let csr_pem = create_csr(&a, Some(&domain())).expect("csr");
     let issue = |k: &accord_core::Keypair, s: u8| {
         ca.issue(
             &csr(k),

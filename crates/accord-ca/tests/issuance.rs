@@ -119,7 +119,7 @@ fn ca_refuses_the_wrong_key_and_bad_lifetimes() {
 fn csr_signed_by_another_key_is_refused() {
     let a = key(2);
     let b = key(3);
-    let pem = create_csr(&a, &domain()).expect("csr");
+    let pem = create_csr(&a, Some(&domain())).expect("csr");
     let (_, der) = der::pem::decode_vec(pem.as_bytes()).expect("pem");
     let mut req = x509_cert::request::CertReq::from_der(&der).expect("decodes");
     let info = req.info.to_der().expect("info");

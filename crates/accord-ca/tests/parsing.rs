@@ -19,7 +19,7 @@ fn fixture() -> Fixture {
     let ck = key(1);
     let ca = ca(&ck);
     let a = key(2);
-    let csr_pem = create_csr(&a, &domain()).expect("csr");
+    let csr_pem = create_csr(&a, Some(&domain())).expect("csr");
     let (_, csr_der) = der::pem::decode_vec(csr_pem.as_bytes()).expect("pem");
     let cert = ca
         .issue(

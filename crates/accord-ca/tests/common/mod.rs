@@ -46,7 +46,7 @@ pub fn ca(k: &Keypair) -> Ca<'_> {
 }
 
 pub fn csr(k: &Keypair) -> Csr {
-    let pem = create_csr(k, &domain()).expect("csr");
+    let pem = create_csr(k, Some(&domain())).expect("csr");
     Csr::parse(pem.as_bytes()).expect("csr parses")
 }
 

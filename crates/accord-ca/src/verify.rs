@@ -166,11 +166,7 @@ pub fn verify_certificate(
             });
         }
     }
-    let ts = |s: i64| {
-        s.checked_mul(1_000_000)
-            .and_then(|m| Timestamp::from_unix_micros(m).ok())
-            .ok_or_else(|| CertError::SpiffeId("validity outside years 1-9999".into()))
-    };
+    let ts = |s: i64| to_timestamp(s).ok_or_else(|| CertError::Encoding(der_time_error()));
     Ok(VerifiedCertificate {
         agent_id: derived,
         public_key: key,
@@ -283,18 +279,15 @@ impl Crl {
                     reason = Reason::from_x509(code);
                 }
             }
-            let at = Timestamp::from_unix_micros(s(r.revocation_date).saturating_mul(1_000_000))
-                .map_err(|_| CrlError::Extension {
-                    oid: "revocationDate".into(),
-                    problem: "outside years 1-9999",
-                })?;
+            let at = to_timestamp(s(r.revocation_date))
+                .ok_or_else(|| CrlError::Encoding(der_time_error()))?;
             entries.push(Revoked { serial, at, reason });
         }
-        let ts = |v: i64| Timestamp::from_unix_micros(v.saturating_mul(1_000_000));
+        let ts = |v: i64| to_timestamp(v).ok_or_else(|| CrlError::Encoding(der_time_error()));
         Ok(Crl {
             issuer_key: ca.key,
-            this_update: ts(this_update).map_err(|_| CrlError::NoNextUpdate)?,
-            next_update: ts(next_update).map_err(|_| CrlError::NoNextUpdate)?,
+            this_update: ts(this_update)?,
+            next_update: ts(next_update)?,
             entries,
         })
     }
@@ -318,4 +311,15 @@ impl Crl {
     pub fn find(&self, serial: &Serial) -> Option<&Revoked> {
         self.entries.iter().find(|r| r.serial == *serial)
     }
+}
+
+/// An X.509 time (seconds) as an Accord timestamp; `None` outside the
+/// years 1-9999 (which X.509 times cannot leave).
+fn to_timestamp(secs: i64) -> Option<Timestamp> {
+    secs.checked_mul(1_000_000)
+        .and_then(|m| Timestamp::from_unix_micros(m).ok())
+}
+
+fn der_time_error() -> der::Error {
+    der::ErrorKind::DateTime.into()
 }

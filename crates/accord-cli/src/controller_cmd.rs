@@ -147,6 +147,29 @@ pub(crate) enum CertCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Verify an attestation (from `controller attest`) against the controller's CA certificate
+    VerifyAttestation {
+        /// The attestation document (JSON)
+        file: PathBuf,
+        /// The controller's CA certificate (ca.pem): its key must have signed the attestation
+        #[arg(long, value_name = "CA.pem")]
+        ca: PathBuf,
+        /// The agent presenting it: the attestation must be about this agent
+        #[arg(long, value_name = "AGENT_ID")]
+        agent: String,
+        /// Require this codebase hash (64 hex digits)
+        #[arg(long, value_name = "HEX")]
+        codebase_hash: Option<String>,
+        /// Require this config hash (64 hex digits)
+        #[arg(long, value_name = "HEX")]
+        config_hash: Option<String>,
+        /// Check at this time (RFC 3339, YYYY-MM-DDTHH:MM:SS.ffffffZ) [default: now]
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Machine-readable JSON output
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `accord csr`.
@@ -226,6 +249,22 @@ pub(crate) fn cert(cmd: CertCmd) -> Result<(), CliError> {
             at,
             json,
         } => cert_verify(&cert, &ca, crl.as_deref(), at.as_deref(), json),
+        CertCmd::VerifyAttestation {
+            file,
+            ca,
+            agent,
+            codebase_hash,
+            config_hash,
+            at,
+            json,
+        } => verify_attestation_file(
+            &file,
+            &ca,
+            &agent,
+            (codebase_hash.as_deref(), config_hash.as_deref()),
+            at.as_deref(),
+            json,
+        ),
     }
 }
 
@@ -692,6 +731,77 @@ fn cert_verify(
                 "NOT checked (no --crl)"
             }
         );
+    }
+    Ok(())
+}
+
+fn verify_attestation_file(
+    file: &Path,
+    ca: &Path,
+    agent: &str,
+    (codebase, config): (Option<&str>, Option<&str>),
+    at: Option<&str>,
+    json_out: bool,
+) -> Result<(), CliError> {
+    let agent = parse_agent(agent)?;
+    let hash = |h: Option<&str>, flag: &str| {
+        h.map(|h| {
+            Hash32::from_hex(h).ok_or_else(|| {
+                CliError::input(format!("{flag} must be 64 lower-case hex digits (SHA-256)"))
+            })
+        })
+        .transpose()
+    };
+    let codebase = hash(codebase, "--codebase-hash")?;
+    let config = hash(config, "--config-hash")?;
+    let now = match at {
+        Some(t) => Timestamp::parse(t).map_err(|e| CliError::input(format!("--at: {e}")))?,
+        None => SystemEnv.now()?,
+    };
+    let ca_cert = CaCertificate::parse(&read_file(ca)?).map_err(|e| {
+        CliError::input(format!(
+            "{} is not a usable CA certificate: {e}",
+            ca.display()
+        ))
+    })?;
+    let text = read_file(file)?;
+    let refused = |e: accord_ca::AttestationError| {
+        CliError::new(
+            Code::VerifyFailed,
+            format!("{}: attestation refused: {e}", file.display()),
+        )
+    };
+    let v = accord_ca::verify_attestation(
+        text.trim_ascii_end(),
+        ca_cert.public_key(),
+        &agent,
+        Some(ca_cert.trust_domain()),
+        &now,
+    )
+    .map_err(refused)?;
+    v.require(codebase.as_ref(), config.as_ref())
+        .map_err(refused)?;
+    let a = &v.attestation;
+    if json_out {
+        outln!(
+            "{}",
+            json!({
+                "valid": true,
+                "agent_id": a.agent_id.as_str(),
+                "codebase_hash": a.codebase_hash.to_hex(),
+                "config_hash": a.config_hash.to_hex(),
+                "issued_at": a.issued_at.as_str(),
+                "expires_at": a.expires_at.as_str(),
+                "controller": ca_cert.agent_id().as_str(),
+                "checked_at": now.as_str(),
+            })
+        );
+    } else {
+        outln!("valid        attestation of {}", a.agent_id);
+        outln!("codebase     {}", a.codebase_hash.to_hex());
+        outln!("config       {}", a.config_hash.to_hex());
+        outln!("expires_at   {}", a.expires_at);
+        outln!("controller   {}", ca_cert.agent_id());
     }
     Ok(())
 }

@@ -505,6 +505,92 @@ fn attestations_are_signed_recorded_and_verify() {
         e.event_types("ctl").last().map(String::as_str),
         Some("ca.attested")
     );
+    std::fs::write(e.path("att.json"), &doc).expect("write");
+    let v: Value = serde_json::from_str(&e.ok(
+        None,
+        &[
+            "cert",
+            "verify-attestation",
+            "att.json",
+            "--ca",
+            "ctl/ca.pem",
+            "--agent",
+            &a,
+            "--codebase-hash",
+            &code,
+            "--config-hash",
+            &conf,
+            "--json",
+        ],
+    ))
+    .expect("json");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["codebase_hash"], code.as_str());
+    // Presented by another agent, with another required hash, too late, or altered: refused.
+    let base = [
+        "cert",
+        "verify-attestation",
+        "att.json",
+        "--ca",
+        "ctl/ca.pem",
+        "--agent",
+    ];
+    e.fails(
+        None,
+        &[&base[..], &[b.as_str()]].concat(),
+        1,
+        "is for agent",
+    );
+    let other = "c".repeat(64);
+    e.fails(
+        None,
+        &[&base[..], &[a.as_str(), "--config-hash", &other]].concat(),
+        1,
+        "config_hash",
+    );
+    e.fails(
+        None,
+        &[
+            &base[..],
+            &[a.as_str(), "--at", "2999-01-01T00:00:00.000000Z"],
+        ]
+        .concat(),
+        1,
+        "expired",
+    );
+    std::fs::write(e.path("att.json"), doc.replace(&code, &other)).expect("write");
+    e.fails(
+        None,
+        &[&base[..], &[a.as_str()]].concat(),
+        1,
+        "altered or forged",
+    );
+    // Another controller's CA does not vouch for it.
+    e.ok(
+        Some("other"),
+        &[
+            "controller",
+            "init",
+            "--trust-domain",
+            "acme.test",
+            "--no-passphrase",
+        ],
+    );
+    std::fs::write(e.path("att.json"), &doc).expect("write");
+    e.fails(
+        None,
+        &[
+            "cert",
+            "verify-attestation",
+            "att.json",
+            "--ca",
+            "other/ca.pem",
+            "--agent",
+            &a,
+        ],
+        1,
+        "trusted controller",
+    );
     e.fails(
         Some("ctl"),
         &[

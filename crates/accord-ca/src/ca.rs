@@ -414,11 +414,18 @@ pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
 }
 
-/// Size, PEM or DER, X.509 decode, canonical re-encoding, version 3,
+/// Size, one PEM block or DER, X.509 decode, canonical re-encoding, version 3,
 /// Ed25519 in both algorithm fields, positive serial.
 pub(crate) fn decode_cert(input: &[u8]) -> Result<(Certificate, Vec<u8>), CertError> {
     if input.len() > MAX_INPUT_BYTES {
         return Err(CertError::TooLarge(input.len()));
+    }
+    let pems = input
+        .windows(b"-----BEGIN ".len())
+        .filter(|w| w == b"-----BEGIN ")
+        .count();
+    if pems > 1 {
+        return Err(CertError::Count(pems));
     }
     let der = der_bytes(input, "CERTIFICATE").map_err(CertError::Encoding)?;
     let cert = Certificate::from_der(&der).map_err(CertError::Encoding)?;

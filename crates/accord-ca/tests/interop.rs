@@ -261,3 +261,54 @@ print(uris[0])
         "{text}"
     );
 }
+
+/// The other direction: a CSR OpenSSL makes for an Ed25519 key is accepted
+/// (its key derives the agent_id), one for a P-256 key is refused.
+#[test]
+fn openssl_csrs_are_read() {
+    if !openssl_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let (ok, out) = openssl(d, args);
+        assert!(ok, "openssl {args:?}: {out}");
+    };
+    run(&["genpkey", "-algorithm", "ed25519", "-out", "ed.key"]);
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        "ed.key",
+        "-subj",
+        "/CN=from-openssl",
+        "-out",
+        "ed.csr",
+    ]);
+    run(&[
+        "pkey", "-in", "ed.key", "-pubout", "-outform", "DER", "-out", "ed.pub",
+    ]);
+    let spki = std::fs::read(d.join("ed.pub")).expect("spki");
+    let raw: [u8; 32] = spki[spki.len() - 32..].try_into().expect("32 bytes");
+    let key = accord_core::PublicKey::from_bytes(&raw).expect("key");
+    let csr =
+        accord_ca::Csr::parse(&std::fs::read(d.join("ed.csr")).expect("csr")).expect("accepted");
+    assert_eq!(*csr.public_key(), key);
+    assert_eq!(csr.agent_id(), key.agent_id());
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "ec.key",
+    ]);
+    run(&[
+        "req", "-new", "-key", "ec.key", "-subj", "/CN=p256", "-out", "ec.csr",
+    ]);
+    let err =
+        accord_ca::Csr::parse(&std::fs::read(d.join("ec.csr")).expect("csr")).expect_err("P-256");
+    assert!(matches!(err, accord_ca::CsrError::Algorithm(_)), "{err}");
+}

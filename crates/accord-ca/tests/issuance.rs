@@ -581,6 +581,16 @@ fn any_changed_byte_in_a_certificate_is_refused() {
     let n = ca_der.len();
     ca_der[n - 1] ^= 1;
     assert!(CaCertificate::parse(&ca_der).is_err());
+    // Two certificates where one is expected.
+    let two = format!("{}{}", ca.certificate().pem(), cert.pem());
+    assert!(matches!(
+        CaCertificate::parse(two.as_bytes()),
+        Err(CertError::Count(2))
+    ));
+    assert!(matches!(
+        verify_certificate(two.as_bytes(), ca.certificate(), None, &now),
+        Err(CertError::Count(2))
+    ));
     // Serial parsing of what the CLI takes.
     assert_eq!(
         Serial::from_hex(&cert.serial.to_hex()),

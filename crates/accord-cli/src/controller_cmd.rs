@@ -479,6 +479,9 @@ fn issue(
         ca.issue(&csr, &claimed, &now, lifetime, &serial)
             .map_err(ca_error)?
     };
+    // The output file is created before anything is recorded, so an
+    // existing file (without --force) issues nothing.
+    let mut sink = Sink::open(out, force)?;
     let mut payload = Map::new();
     payload.insert("serial".into(), issued.serial.to_hex().into());
     payload.insert("agent_id".into(), issued.agent_id.as_str().into());
@@ -491,7 +494,7 @@ fn issue(
         Hash32::of(&issued.der).to_hex().into(),
     );
     let ev = agent.stamp(ISSUED, payload)?;
-    write_output(out, force, issued.pem().trim_end().as_bytes())?;
+    sink.write_line(issued.pem().trim_end().as_bytes())?;
     let summary = json!({
         "serial": issued.serial.to_hex(),
         "agent_id": issued.agent_id.as_str(),
@@ -595,6 +598,7 @@ fn crl(home: &Home, out: &Path, force: bool, next: &str) -> Result<(), CliError>
         ca.crl(&now, &next_update, number, &state.revoked)
             .map_err(ca_error)?
     };
+    let mut f = create_output(out, force)?;
     let mut payload = Map::new();
     payload.insert("number".into(), number.into());
     payload.insert("this_update".into(), now.as_str().into());
@@ -602,7 +606,6 @@ fn crl(home: &Home, out: &Path, force: bool, next: &str) -> Result<(), CliError>
     payload.insert("revoked".into(), (state.revoked.len() as u64).into());
     payload.insert("crl_sha256".into(), Hash32::of(&der).to_hex().into());
     agent.stamp(CRL, payload)?;
-    let mut f = create_output(out, force)?;
     f.write_all(&der)
         .and_then(|_| f.sync_all())
         .map_err(|e| CliError::io(format!("cannot write {}: {e}", out.display())))?;
@@ -661,6 +664,7 @@ fn attest(
     let doc = att
         .sign(agent.key(), cert.trust_domain())
         .map_err(|e| CliError::input(e.to_string()))?;
+    let mut sink = Sink::open(out, force)?;
     let mut payload = Map::new();
     payload.insert("agent_id".into(), att.agent_id.as_str().into());
     payload.insert("codebase_hash".into(), codebase_hash.to_hex().into());
@@ -669,7 +673,7 @@ fn attest(
     payload.insert("expires_at".into(), att.expires_at.as_str().into());
     payload.insert("attestation_hash".into(), doc.hash().to_hex().into());
     agent.stamp(ATTESTED, payload)?;
-    write_output(out, force, doc.canonical())?;
+    sink.write_line(doc.canonical())?;
     Ok(())
 }
 
@@ -804,6 +808,31 @@ fn verify_attestation_file(
         outln!("controller   {}", ca_cert.agent_id());
     }
     Ok(())
+}
+
+/// An output file created up front (so that a refusal to replace it comes
+/// before anything is recorded), or standard output.
+struct Sink<'p>(Option<(&'p Path, std::fs::File)>);
+
+impl<'p> Sink<'p> {
+    fn open(out: Option<&'p Path>, force: bool) -> Result<Self, CliError> {
+        Ok(Sink(match out {
+            Some(p) => Some((p, create_output(p, force)?)),
+            None => None,
+        }))
+    }
+
+    /// Writes `bytes` and a newline (fsynced for a file).
+    fn write_line(&mut self, bytes: &[u8]) -> Result<(), CliError> {
+        match &mut self.0 {
+            Some((p, f)) => f
+                .write_all(bytes)
+                .and_then(|_| f.write_all(b"\n"))
+                .and_then(|_| f.sync_all())
+                .map_err(|e| CliError::io(format!("cannot write {}: {e}", p.display()))),
+            None => write_output(None, false, bytes),
+        }
+    }
 }
 
 fn trust_domain(s: &str) -> Result<TrustDomain, CliError> {

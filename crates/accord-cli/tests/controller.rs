@@ -325,6 +325,13 @@ fn expired_foreign_tampered_and_mismatched_are_refused() {
     );
     // Enrolment as another agent: refused, nothing recorded.
     let before = e.event_types("ctl").len();
+    // An existing output file (no --force): refused before anything is issued.
+    e.fails(
+        Some("ctl"),
+        &["controller", "issue", "a.csr", "--out", "a.pem"],
+        6,
+        "--force",
+    );
     let b = e.agent_id("b");
     e.fails(
         Some("ctl"),

@@ -493,6 +493,8 @@ fn issue(
         "cert_sha256".into(),
         Hash32::of(&issued.der).to_hex().into(),
     );
+    // The certificate itself, so the chain alone can serve and re-check it.
+    payload.insert("certificate".into(), issued.pem().into());
     let ev = agent.stamp(ISSUED, payload)?;
     sink.write_line(issued.pem().trim_end().as_bytes())?;
     let summary = json!({

@@ -135,6 +135,17 @@ fn enrol_verify_revoke_and_publish_a_crl() {
     assert_eq!(issued["agent_id"], a.as_str());
     assert_eq!(issued["spiffe_id"], format!("spiffe://acme.test/agent/{a}"));
     e.issue("b");
+    // The chain holds the certificate itself.
+    let recorded: Vec<String> = e
+        .ok(Some("ctl"), &["log", "--json"])
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "ca.issued" && v["payload"]["agent_id"] == a.as_str())
+        .filter_map(|v| v["payload"]["certificate"].as_str().map(str::to_owned))
+        .collect();
+    let written = std::fs::read_to_string(e.path("a.pem")).expect("a.pem");
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].trim_end(), written.trim_end());
     if let Some(ok) = openssl_verify(e.dir.path(), &["-CAfile", "ctl/ca.pem", "a.pem"]) {
         assert!(ok, "openssl verify refused the certificate");
     }

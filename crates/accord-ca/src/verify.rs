@@ -1,6 +1,8 @@
 //! Offline verification: an agent certificate against the CA certificate
 //! (and a CRL) at a given time, and CRLs against the CA.
 
+use std::collections::HashMap;
+
 use accord_core::{AgentId, PublicKey, Timestamp};
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5280;
@@ -185,6 +187,8 @@ pub struct Crl {
     this_update: Timestamp,
     next_update: Timestamp,
     entries: Vec<Revoked>,
+    /// Serial → index in `entries` (the first entry, if a CRL lists one twice).
+    index: HashMap<Serial, usize>,
 }
 
 const CRL_EXTENSIONS: [ObjectIdentifier; 2] = [
@@ -284,11 +288,16 @@ impl Crl {
             entries.push(Revoked { serial, at, reason });
         }
         let ts = |v: i64| to_timestamp(v).ok_or_else(|| CrlError::Encoding(der_time_error()));
+        let mut index = HashMap::with_capacity(entries.len());
+        for (i, r) in entries.iter().enumerate() {
+            index.entry(r.serial.clone()).or_insert(i);
+        }
         Ok(Crl {
             issuer_key: ca.key,
             this_update: ts(this_update)?,
             next_update: ts(next_update)?,
             entries,
+            index,
         })
     }
 
@@ -309,7 +318,7 @@ impl Crl {
 
     /// The entry for a serial, if revoked.
     pub fn find(&self, serial: &Serial) -> Option<&Revoked> {
-        self.entries.iter().find(|r| r.serial == *serial)
+        self.index.get(serial).and_then(|&i| self.entries.get(i))
     }
 }
 

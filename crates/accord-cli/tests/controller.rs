@@ -22,6 +22,9 @@ impl Env {
         self.dir.path().join(name)
     }
     fn run(&self, home: Option<&str>, args: &[&str]) -> Output {
+        self.run_pw(home, None, args)
+    }
+    fn run_pw(&self, home: Option<&str>, pw: Option<&str>, args: &[&str]) -> Output {
         let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
         if let Some(h) = home {
             c.arg("--home").arg(self.path(h));
@@ -30,9 +33,11 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("ACCORD_PASSPHRASE")
             .env_remove("ACCORD_HOME")
-            .stdin(Stdio::null())
-            .output()
-            .expect("runs accord")
+            .stdin(Stdio::null());
+        if let Some(pw) = pw {
+            c.env("ACCORD_PASSPHRASE", pw);
+        }
+        c.output().expect("runs accord")
     }
     fn ok(&self, home: Option<&str>, args: &[&str]) -> String {
         let out = self.run(home, args);
@@ -623,4 +628,54 @@ fn attestations_are_signed_recorded_and_verify() {
         3,
         "64 lower-case hex",
     );
+}
+
+/// The controller's key is encrypted at rest like any agent's: nothing is
+/// issued without the passphrase.
+#[test]
+fn an_encrypted_controller_needs_its_passphrase() {
+    let e = Env::new();
+    let out = e.run_pw(
+        Some("ctl"),
+        Some("correct horse"),
+        &["controller", "init", "--trust-domain", "acme.test"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: Value = serde_json::from_str(&e.ok(Some("ctl"), &["id", "--json"])).expect("json");
+    assert_eq!(id["encrypted"], true);
+    e.ok(Some("a"), &["init", "--no-passphrase"]);
+    e.ok(Some("a"), &["csr", "--out", "a.csr"]);
+    e.fails(
+        Some("ctl"),
+        &["controller", "issue", "a.csr", "--out", "a.pem"],
+        4,
+        "encrypted",
+    );
+    let out = e.run_pw(
+        Some("ctl"),
+        Some("wrong"),
+        &["controller", "issue", "a.csr", "--out", "a.pem"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!e.path("a.pem").exists());
+    let out = e.run_pw(
+        Some("ctl"),
+        Some("correct horse"),
+        &["controller", "issue", "a.csr", "--out", "a.pem"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    e.ok(None, &["cert", "verify", "a.pem", "--ca", "ctl/ca.pem"]);
 }

@@ -102,6 +102,12 @@ pub(crate) enum ControllerCmd {
         #[arg(long, value_name = "DURATION", default_value = "24h")]
         next_update: String,
     },
+    /// List the certificates issued, as the controller's chain records them, with their status
+    List {
+        /// Machine-readable output: one JSON object per certificate, one per line
+        #[arg(long)]
+        json: bool,
+    },
     /// Sign an attestation (codebase and config hashes) for an agent, and record it
     Attest {
         /// The agent
@@ -220,6 +226,7 @@ pub(crate) fn controller(home: &Home, cmd: ControllerCmd) -> Result<(), CliError
             force,
             next_update,
         } => crl(home, &out, force, &next_update),
+        ControllerCmd::List { json } => list(home, json),
         ControllerCmd::Attest {
             agent_id,
             codebase_hash,
@@ -585,6 +592,42 @@ fn revoke(
         outln!("revoked serial {} of {} ({reason})", r.serial, r.agent_id);
     }
     eprintln!("run `accord controller crl` to publish a CRL that lists it");
+    Ok(())
+}
+
+fn list(home: &Home, json_out: bool) -> Result<(), CliError> {
+    let (agent, _cert) = open_controller(home)?;
+    let state = ca_state(&agent)?;
+    let now = agent.now()?;
+    for r in &state.issued {
+        let revoked = state.revoked.iter().find(|v| v.serial == r.serial);
+        let status = match revoked {
+            Some(_) => "revoked",
+            None if r.not_after < now => "expired",
+            None => "valid",
+        };
+        if json_out {
+            outln!(
+                "{}",
+                json!({
+                    "serial": r.serial.to_hex(),
+                    "agent_id": r.agent_id,
+                    "not_after": r.not_after.as_str(),
+                    "status": status,
+                    "reason": revoked.map(|v| v.reason.name()),
+                    "revoked_at": revoked.map(|v| v.at.as_str()),
+                })
+            );
+        } else {
+            let why = revoked.map_or(String::new(), |v| format!(" ({}, {})", v.reason, v.at));
+            outln!(
+                "{}  {}  {}  {status}{why}",
+                r.serial,
+                crate::printable(&r.agent_id),
+                r.not_after
+            );
+        }
+    }
     Ok(())
 }
 

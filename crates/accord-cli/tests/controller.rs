@@ -266,6 +266,16 @@ fn enrol_verify_revoke_and_publish_a_crl() {
         ]
     );
     e.ok(Some("ctl"), &["verify"]);
+    let listed: Vec<Value> = e
+        .ok(Some("ctl"), &["controller", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["agent_id"], a.as_str());
+    assert_eq!(listed[0]["status"], "revoked");
+    assert_eq!(listed[0]["reason"], "keyCompromise");
+    assert_eq!(listed[1]["reason"], "superseded");
 }
 
 #[test]

@@ -295,6 +295,13 @@ fn init(
 ) -> Result<(), CliError> {
     let domain = trust_domain(domain)?;
     let lifetime = duration(ca_ttl, "--ca-ttl")?;
+    // Checked here too, so that nothing is created for a lifetime the CA refuses.
+    if lifetime > accord_ca::MAX_CA_LIFETIME {
+        return Err(CliError::input(format!(
+            "--ca-ttl {ca_ttl}: at most {} days",
+            accord_ca::MAX_CA_LIFETIME.as_secs() / 86400
+        )));
+    }
     if let Some(n) = name
         && (n.is_empty() || n.len() > 128 || n.chars().any(char::is_control))
     {
@@ -339,6 +346,7 @@ fn init(
         "ca_sha256".into(),
         Hash32::of(ca.certificate().der()).to_hex().into(),
     );
+    payload.insert("certificate".into(), pem.clone().into());
     drop(ca);
     agent.stamp(CREATED, payload)?;
     let mut f = create_output(&ca_path, false)?;

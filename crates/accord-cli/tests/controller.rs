@@ -451,6 +451,24 @@ fn usage_and_identity_errors() {
         "lifetime",
     );
     e.fails(
+        Some("long"),
+        &[
+            "controller",
+            "init",
+            "--trust-domain",
+            "acme.test",
+            "--no-passphrase",
+            "--ca-ttl",
+            "40000d",
+        ],
+        3,
+        "at most",
+    );
+    assert!(
+        !e.path("long").join("events.db").exists(),
+        "nothing is created for a refused lifetime"
+    );
+    e.fails(
         Some("ctl"),
         &["controller", "issue", "a.csr", "--ttl", "soon"],
         3,

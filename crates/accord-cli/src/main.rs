@@ -7,6 +7,7 @@ mod out;
 mod audit_cmd;
 mod bench;
 mod common;
+mod controller_cmd;
 mod demo;
 mod events_cmd;
 mod exit;
@@ -231,6 +232,14 @@ enum Command {
     },
     /// Measure append and verify throughput on this machine
     Bench(bench::BenchArgs),
+    /// The controller (agent CA): create it, issue, revoke, publish CRLs, attest
+    #[command(subcommand)]
+    Controller(controller_cmd::ControllerCmd),
+    /// Agent certificates: verify one offline against the CA (and a CRL)
+    #[command(subcommand)]
+    Cert(controller_cmd::CertCmd),
+    /// Write a PKCS#10 certificate signing request signed by the agent's identity key
+    Csr(controller_cmd::CsrArgs),
 }
 
 #[derive(Subcommand)]
@@ -544,6 +553,9 @@ fn run(home: &Home, command: Command) -> Result<(), CliError> {
         Command::Trust { files, out } => audit_cmd::cmd_trust(&files, out.json),
         Command::Demo { out } => demo::run(out.as_deref()),
         Command::Bench(args) => bench::run(args),
+        Command::Controller(cmd) => controller_cmd::controller(home, cmd),
+        Command::Cert(cmd) => controller_cmd::cert(cmd),
+        Command::Csr(args) => controller_cmd::csr(home, args),
     }
 }
 

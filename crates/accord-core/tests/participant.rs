@@ -173,7 +173,8 @@ fn handshake(a: &mut Node, b: &mut Node, t: i64) -> Uuid {
     let nonce = a.books.nonce();
     let proposal = a
         .machine
-        .propose(&a.books.key, sid, &b.id(), &ids, nonce, &at(t));
+        .propose(&a.books.key, sid, &b.id(), &ids, nonce, &at(t))
+        .unwrap();
     let Wire::Response(r) = b.handle(&proposal, &at(t)).unwrap() else {
         panic!("expected a response")
     };
@@ -245,7 +246,10 @@ fn a_whole_session_lands_co_signed_in_both_chains() {
         Some(3)
     );
 
-    let step = a.machine.end(&a.books.key, sid, &[b.id()], &at(20));
+    let step = a
+        .machine
+        .end(&a.books.key, sid, &[b.id()], &at(20))
+        .unwrap();
     let Outcome::Notices(notices) = a.run(step, &at(20)).unwrap() else {
         panic!("expected notices")
     };
@@ -287,7 +291,7 @@ fn a_whole_session_lands_co_signed_in_both_chains() {
         matches!(refused, Err(ParticipantError::Input(_))),
         "{refused:?}"
     );
-    let step = a.machine.end(&a.books.key, sid, &[], &at(23));
+    let step = a.machine.end(&a.books.key, sid, &[], &at(23)).unwrap();
     a.run(step, &at(23)).unwrap();
     assert_eq!(a.verify(), 7);
 }
@@ -300,7 +304,8 @@ fn replays_are_refused_and_a_retried_request_is_countersigned_again() {
     let nonce = a.books.nonce();
     let proposal = a
         .machine
-        .propose(&a.books.key, sid, &b.id(), &ids, nonce, &at(1));
+        .propose(&a.books.key, sid, &b.id(), &ids, nonce, &at(1))
+        .unwrap();
     let Wire::Response(r) = b.handle(&proposal, &at(1)).unwrap() else {
         panic!("expected a response")
     };
@@ -341,7 +346,8 @@ fn replays_are_refused_and_a_retried_request_is_countersigned_again() {
             payload_hash: session::payload_hash(&data(7)),
             ..d
         }
-        .request(&a.books.key, &at(5)),
+        .request(&a.books.key, &at(5))
+        .unwrap(),
         data: data(7),
     };
     assert!(matches!(
@@ -363,7 +369,8 @@ fn the_clock_window_is_applied_at_the_instants_given() {
     let nonce = a.books.nonce();
     let proposal = a
         .machine
-        .propose(&a.books.key, sid, &b.id(), &ids, nonce, &at(0));
+        .propose(&a.books.key, sid, &b.id(), &ids, nonce, &at(0))
+        .unwrap();
     // Five minutes is the default window: one second past it is stale.
     let late = b.handle(&proposal, &at(301));
     assert!(
@@ -388,7 +395,8 @@ fn the_clock_window_is_applied_at_the_instants_given() {
     let ids2 = [c.id(), b.id()];
     let p2 = c
         .machine
-        .propose(&c.books.key, sid2, &b.id(), &ids2, nonce, &at(601));
+        .propose(&c.books.key, sid2, &b.id(), &ids2, nonce, &at(601))
+        .unwrap();
     b.handle(&p2, &at(601)).unwrap();
     let forgotten = b.handle(&confirm, &at(601));
     assert!(
@@ -471,7 +479,8 @@ fn a_handshake_is_recorded_once_per_peer_and_session() {
     let nonce = a.books.nonce();
     let again = a
         .machine
-        .propose(&a.books.key, sid, &b.id(), &ids, nonce, &at(2));
+        .propose(&a.books.key, sid, &b.id(), &ids, nonce, &at(2))
+        .unwrap();
     assert!(matches!(
         b.handle(&again, &at(2)),
         Err(ParticipantError::Protocol(SessionError::Replay(_)))
@@ -494,5 +503,28 @@ fn a_handshake_is_recorded_once_per_peer_and_session() {
             Err(ParticipantError::Protocol(SessionError::NoHandshake { .. }))
         ),
         "{no:?}"
+    );
+}
+
+#[test]
+fn a_message_its_reader_would_refuse_is_never_sent() {
+    // Capabilities worth more than a signed object may hold (64 KiB): the
+    // writer refuses the proposal instead of sending what the peer's
+    // parser would refuse.
+    let a = Node::new(13);
+    let b = Node::new(14);
+    let caps: Vec<String> = (0..2000).map(|i| format!("capability-{i:040}")).collect();
+    let mut big = Participant::new(a.id(), caps);
+    let sid = uuid::Builder::from_random_bytes([9; 16]).into_uuid();
+    let nonce = uuid::Builder::from_random_bytes([10; 16]).into_uuid();
+    let refused = big.propose(&a.books.key, sid, &b.id(), &[a.id(), b.id()], nonce, &at(1));
+    assert!(
+        matches!(
+            refused,
+            Err(ParticipantError::Protocol(SessionError::Message(
+                accord_core::signed::SignedError::TooLarge(_)
+            )))
+        ),
+        "{refused:?}"
     );
 }

@@ -192,7 +192,8 @@ fn build_sessions(key: &Keypair, planner: Vec<SignedEvent>) -> Sessions {
             nonce: nonce(0x66),
             timestamp: ts("2026-11-24T10:20:00.000000Z"),
         },
-    );
+    )
+    .unwrap();
     let checked = session::check_proposal(
         proposal.canonical(),
         &them,
@@ -205,7 +206,8 @@ fn build_sessions(key: &Keypair, planner: Vec<SignedEvent>) -> Sessions {
         &checked,
         &["review".into(), "execute".into()],
         &ts("2026-11-24T10:20:00.100000Z"),
-    );
+    )
+    .unwrap();
     let resp = session::check_response(
         response.canonical(),
         &proposal,
@@ -213,7 +215,7 @@ fn build_sessions(key: &Keypair, planner: Vec<SignedEvent>) -> Sessions {
         SKEW,
     )
     .expect("response");
-    let confirm = session::confirm(key, &resp, &ts("2026-11-24T10:20:00.150000Z"));
+    let confirm = session::confirm(key, &resp, &ts("2026-11-24T10:20:00.150000Z")).unwrap();
     session::check_confirm(
         confirm.canonical(),
         &checked,
@@ -295,7 +297,9 @@ fn build_sessions(key: &Keypair, planner: Vec<SignedEvent>) -> Sessions {
         payload_hash: session::payload_hash(&data),
         order: 1,
     };
-    let request = descriptor.request(key, &ts("2026-11-24T10:20:01.000000Z"));
+    let request = descriptor
+        .request(key, &ts("2026-11-24T10:20:01.000000Z"))
+        .unwrap();
     let checked = session::check_request(
         request.canonical(),
         &data,
@@ -321,7 +325,8 @@ fn build_sessions(key: &Keypair, planner: Vec<SignedEvent>) -> Sessions {
         recorded.seq(),
         &recorded.hash(),
         &ts("2026-11-24T10:20:01.050000Z"),
-    );
+    )
+    .unwrap();
     session::check_countersign(
         countersign.canonical(),
         &request,

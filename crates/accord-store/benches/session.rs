@@ -44,12 +44,13 @@ fn benches(c: &mut Criterion) {
                     nonce: Uuid::from_u128(n),
                     timestamp: now.clone(),
                 },
-            );
+            )
+            .unwrap();
             let cp =
                 session::check_proposal(p.canonical(), kr.agent_id(), &now, i64::MAX / 2).unwrap();
-            let r = session::respond(&kr, &cp, &[], &now);
+            let r = session::respond(&kr, &cp, &[], &now).unwrap();
             let cr = session::check_response(r.canonical(), &p, &now, i64::MAX / 2).unwrap();
-            let c = session::confirm(&ki, &cr, &now);
+            let c = session::confirm(&ki, &cr, &now).unwrap();
             session::check_confirm(c.canonical(), &cp, &r, &now, i64::MAX / 2).unwrap()
         })
     });

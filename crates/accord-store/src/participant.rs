@@ -246,7 +246,7 @@ impl<S: EventStore> Participant<S> {
             participants,
             nonce,
             &now,
-        ))
+        )?)
     }
 
     /// Handshake step 3: checks the peer's response to a proposal this
@@ -345,7 +345,9 @@ impl<S: EventStore> Participant<S> {
         peers: &[AgentId],
     ) -> Result<Vec<(AgentId, Wire)>, ParticipantError> {
         let now = self.agent.now()?;
-        let step = self.machine.end(self.agent.key(), session_id, peers, &now);
+        let step = self
+            .machine
+            .end(self.agent.key(), session_id, peers, &now)?;
         match self.run(step, &[])? {
             Outcome::Notices(n) => Ok(n),
             other => Err(ParticipantError::Unexpected(format!(

@@ -384,7 +384,9 @@ fn audit_refuses_forged_handoff_and_interaction_records() {
         payload_hash: accord_core::session::payload_hash(&Map::new()),
         order: 1,
     };
-    let req = forged.request(m.key(), &accord_store::home::now().expect("now"));
+    let req = forged
+        .request(m.key(), &accord_store::home::now().expect("now"))
+        .expect("a request within the limits");
     let mut payload = accord_core::session::interaction_payload(
         accord_core::session::Role::Responder,
         &forged,

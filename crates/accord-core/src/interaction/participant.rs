@@ -629,7 +629,7 @@ impl Participant {
         participants: &[AgentId],
         nonce: Uuid,
         now: &Timestamp,
-    ) -> Wire {
+    ) -> Result<Wire, ParticipantError> {
         let p = session::propose(
             key,
             &ProposalParams {
@@ -640,9 +640,9 @@ impl Participant {
                 nonce,
                 timestamp: now.clone(),
             },
-        );
+        )?;
         self.proposed.insert((session_id, peer.clone()), p.clone());
-        Wire::Proposal(p)
+        Ok(Wire::Proposal(p))
     }
 
     /// Handshake step 3: checks the peer's response to a proposal this
@@ -662,7 +662,7 @@ impl Participant {
             ))
         })?;
         let resp = session::check_response(response.canonical(), proposal, now, self.max_skew)?;
-        let confirm = session::confirm(key, &resp, now);
+        let confirm = session::confirm(key, &resp, now)?;
         let payload = session::handshake_payload(
             Role::Initiator,
             &resp.key,
@@ -751,7 +751,7 @@ impl Participant {
         if replay {
             return Err(SessionError::Replay(session::PROPOSAL).into());
         }
-        let response = session::respond(key, &proposal, &self.capabilities, now);
+        let response = session::respond(key, &proposal, &self.capabilities, now)?;
         self.answered
             .insert(pending, (proposal, response.clone(), now.unix_micros()));
         Ok(Step::reply(Wire::Response(response)))
@@ -892,7 +892,7 @@ impl Participant {
             payload_hash: session::payload_hash(&data),
             order: state.sent + 1,
         };
-        let request = d.request(key, now);
+        let request = d.request(key, now)?;
         Ok(Wire::Interaction { request, data })
     }
 
@@ -1008,7 +1008,7 @@ impl Participant {
             ev.seq(),
             &ev.hash(),
             now,
-        )))
+        )?))
     }
 
     /// Completes an interaction this participant requested: checks the
@@ -1050,20 +1050,26 @@ impl Participant {
 
     /// Records `session.end` in this agent's chain (once); the step
     /// completes to the notices to send to `peers`.
-    pub fn end(&self, key: &Keypair, session_id: Uuid, peers: &[AgentId], now: &Timestamp) -> Step {
+    pub fn end(
+        &self,
+        key: &Keypair,
+        session_id: Uuid,
+        peers: &[AgentId],
+        now: &Timestamp,
+    ) -> Result<Step, ParticipantError> {
         let notices = peers
             .iter()
             .map(|p| {
-                (
+                Ok((
                     p.clone(),
-                    Wire::End(session::end_notice(key, session_id, p, now)),
-                )
+                    Wire::End(session::end_notice(key, session_id, p, now)?),
+                ))
             })
-            .collect();
-        Step {
+            .collect::<Result<_, ParticipantError>>()?;
+        Ok(Step {
             commit: Some(end_commit(session_id, now)),
             after: After(Then::Notices(notices)),
-        }
+        })
     }
 
     fn on_end(
@@ -1110,13 +1116,14 @@ impl Participant {
             }
             Then::Countersign(req) => {
                 let ev = last()?;
+                // Fixed-size members: it cannot exceed a reader's limits.
                 Outcome::Reply(Wire::Countersign(session::countersign(
                     key,
                     &req,
                     ev.seq(),
                     &ev.hash(),
                     now,
-                )))
+                )?))
             }
             Then::Stamped {
                 interaction_hash,

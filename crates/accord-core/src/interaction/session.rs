@@ -228,7 +228,7 @@ pub struct ProposalParams<'a> {
 }
 
 /// Step 1: the initiator's signed proposal.
-pub fn propose(key: &Keypair, p: &ProposalParams<'_>) -> SignedObject {
+pub fn propose(key: &Keypair, p: &ProposalParams<'_>) -> Result<SignedObject, SessionError> {
     let mut m = Map::new();
     m.insert("capabilities".into(), strings(p.capabilities));
     m.insert("format".into(), PROPOSAL.into());
@@ -242,7 +242,7 @@ pub fn propose(key: &Keypair, p: &ProposalParams<'_>) -> SignedObject {
     m.insert("session_id".into(), p.session_id.to_string().into());
     m.insert("timestamp".into(), p.timestamp.as_str().into());
     m.insert("to".into(), p.to.as_str().into());
-    SignedObject::sign(m, key)
+    Ok(SignedObject::try_sign(m, key)?)
 }
 
 /// A proposal that passed [`check_proposal`].
@@ -306,7 +306,7 @@ pub fn respond(
     proposal: &Proposal,
     offered: &[String],
     timestamp: &Timestamp,
-) -> SignedObject {
+) -> Result<SignedObject, SessionError> {
     let agreed: Vec<String> = proposal
         .capabilities
         .iter()
@@ -326,7 +326,7 @@ pub fn respond(
     m.insert("session_id".into(), proposal.session_id.to_string().into());
     m.insert("timestamp".into(), timestamp.as_str().into());
     m.insert("to".into(), proposal.from.as_str().into());
-    SignedObject::sign(m, key)
+    Ok(SignedObject::try_sign(m, key)?)
 }
 
 /// A response that passed [`check_response`].
@@ -395,7 +395,11 @@ pub fn check_response(
 }
 
 /// Step 3b: the initiator's confirmation, binding the response.
-pub fn confirm(key: &Keypair, response: &Response, timestamp: &Timestamp) -> SignedObject {
+pub fn confirm(
+    key: &Keypair,
+    response: &Response,
+    timestamp: &Timestamp,
+) -> Result<SignedObject, SessionError> {
     let mut m = Map::new();
     m.insert("format".into(), CONFIRM.into());
     m.insert("from".into(), key.agent_id().as_str().into());
@@ -409,7 +413,7 @@ pub fn confirm(key: &Keypair, response: &Response, timestamp: &Timestamp) -> Sig
     }
     m.insert("timestamp".into(), timestamp.as_str().into());
     m.insert("to".into(), response.key.agent_id().as_str().into());
-    SignedObject::sign(m, key)
+    Ok(SignedObject::try_sign(m, key)?)
 }
 
 /// Step 4a: the responder checks the confirmation of its `response`, which
@@ -532,10 +536,14 @@ impl Descriptor {
     }
 
     /// The initiator's signed request: the descriptor plus time.
-    pub fn request(&self, key: &Keypair, timestamp: &Timestamp) -> SignedObject {
+    pub fn request(
+        &self,
+        key: &Keypair,
+        timestamp: &Timestamp,
+    ) -> Result<SignedObject, SessionError> {
         let mut m = self.members();
         m.insert("timestamp".into(), timestamp.as_str().into());
-        SignedObject::sign(m, key)
+        Ok(SignedObject::try_sign(m, key)?)
     }
 
     /// Reads the descriptor back from a request.
@@ -661,7 +669,7 @@ pub fn countersign(
     event_seq: u64,
     event_hash: &Hash32,
     timestamp: &Timestamp,
-) -> SignedObject {
+) -> Result<SignedObject, SessionError> {
     let mut m = Map::new();
     m.insert("event_hash".into(), event_hash.to_hex().into());
     m.insert("event_seq".into(), event_seq.into());
@@ -680,7 +688,7 @@ pub fn countersign(
     );
     m.insert("responder".into(), key.agent_id().as_str().into());
     m.insert("timestamp".into(), timestamp.as_str().into());
-    SignedObject::sign(m, key)
+    Ok(SignedObject::try_sign(m, key)?)
 }
 
 /// The initiator checks a countersignature of its `request`, made by the
@@ -722,14 +730,14 @@ pub fn end_notice(
     session_id: Uuid,
     to: &AgentId,
     timestamp: &Timestamp,
-) -> SignedObject {
+) -> Result<SignedObject, SessionError> {
     let mut m = Map::new();
     m.insert("format".into(), END.into());
     m.insert("from".into(), key.agent_id().as_str().into());
     m.insert("session_id".into(), session_id.to_string().into());
     m.insert("timestamp".into(), timestamp.as_str().into());
     m.insert("to".into(), to.as_str().into());
-    SignedObject::sign(m, key)
+    Ok(SignedObject::try_sign(m, key)?)
 }
 
 /// Checks an end notice from `peer_key` addressed to `me`.
@@ -809,6 +817,7 @@ mod tests {
                 timestamp: t(at),
             },
         )
+        .unwrap()
     }
 
     #[test]
@@ -816,10 +825,10 @@ mod tests {
         let (i, r) = (key(1), key(2));
         let p = proposal(&i, &r, 9, 0);
         let checked = check_proposal(p.canonical(), r.agent_id(), &t(1), SKEW).expect("ok");
-        let resp = respond(&r, &checked, &["review".into()], &t(1));
+        let resp = respond(&r, &checked, &["review".into()], &t(1)).unwrap();
         let got = check_response(resp.canonical(), &p, &t(2), SKEW).expect("ok");
         assert_eq!(got.capabilities, vec!["review".to_owned()]);
-        let c = confirm(&i, &got, &t(2));
+        let c = confirm(&i, &got, &t(2)).unwrap();
         check_confirm(c.canonical(), &checked, &resp, &t(3), SKEW).expect("ok");
         let ev = handshake_payload(Role::Responder, i.public(), &p, &resp, Some(&c), &[]);
         assert_eq!(ev["peer_signature"], c.signature_b64().as_str());
@@ -851,13 +860,13 @@ mod tests {
         let other = proposal(&i, &r, 10, 0);
         let other_checked =
             check_proposal(other.canonical(), r.agent_id(), &t(0), SKEW).expect("ok");
-        let wrong = respond(&r, &other_checked, &[], &t(0));
+        let wrong = respond(&r, &other_checked, &[], &t(0)).unwrap();
         assert!(matches!(
             check_response(wrong.canonical(), &p, &t(0), SKEW),
             Err(SessionError::Mismatch { .. })
         ));
         // A response signed by a third agent.
-        let stranger = respond(&x, &checked, &[], &t(0));
+        let stranger = respond(&x, &checked, &[], &t(0)).unwrap();
         assert!(check_response(stranger.canonical(), &p, &t(0), SKEW).is_err());
     }
 
@@ -875,7 +884,7 @@ mod tests {
             payload_hash: payload_hash(&data),
             order: 1,
         };
-        let req = d.request(&i, &t(0));
+        let req = d.request(&i, &t(0)).unwrap();
         let ok = check_request(
             req.canonical(),
             &data,
@@ -913,7 +922,7 @@ mod tests {
             ),
             Err(SessionError::Mismatch { .. })
         ));
-        let cs = countersign(&r, &ok, 4, &Hash32::ZERO, &t(1));
+        let cs = countersign(&r, &ok, 4, &Hash32::ZERO, &t(1)).unwrap();
         check_countersign(cs.canonical(), &req, &d, r.public()).expect("ok");
         assert!(check_countersign(cs.canonical(), &req, &d, i.public()).is_err());
     }

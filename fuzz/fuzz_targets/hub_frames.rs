@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         loop {
             match frame::read_frame(&mut client, MAX_FRAME).await {
                 Ok(Some(body)) => {
-                    let v: serde_json::Value = serde_json::from_slice(&body).expect("reply is JSON");
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&body).expect("reply is JSON");
                     assert!(v.is_object());
                 }
                 Ok(None) => break,

@@ -11,7 +11,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok((obj, _)) = handoff::sender_of(data) else {
         return;
     };
-    for last in [None, Some(LastAccepted { seq: 1, hash: Hash32::ZERO })] {
+    for last in [
+        None,
+        Some(LastAccepted {
+            seq: 1,
+            hash: Hash32::ZERO,
+        }),
+    ] {
         let exp = Expectation {
             me: me.agent_id(),
             sender: None,

@@ -21,13 +21,14 @@ fuzz_target!(|data: &[u8]| {
             nonce: Uuid::from_u128(2),
             timestamp: now.clone(),
         },
-    );
+    )
+    .expect("a proposal within the limits");
     if let Ok(prop) = session::check_proposal(data, r.agent_id(), &now, skew) {
         assert!(prop.message.verify(&prop.key));
     }
     let _ = session::check_response(data, &p, &now, skew);
     let checked = session::check_proposal(p.canonical(), r.agent_id(), &now, skew).expect("own");
-    let resp = session::respond(&r, &checked, &[], &now);
+    let resp = session::respond(&r, &checked, &[], &now).expect("a response within the limits");
     let _ = session::check_confirm(data, &checked, &resp, &now, skew);
     let d = Descriptor {
         session_id: Uuid::from_u128(1),
@@ -39,11 +40,13 @@ fuzz_target!(|data: &[u8]| {
     };
     if session::check_request(data, &Map::new(), r.agent_id(), i.public(), 1, &now, skew).is_ok() {
         // Only the initiator's key can have made an accepted request.
-        assert!(accord_core::signed::SignedObject::parse(data, session::INTERACTION)
-            .expect("parsed")
-            .verify(i.public()));
+        assert!(
+            accord_core::signed::SignedObject::parse(data, session::INTERACTION)
+                .expect("parsed")
+                .verify(i.public())
+        );
     }
-    let req = d.request(&i, &now);
+    let req = d.request(&i, &now).expect("a request within the limits");
     let _ = session::check_countersign(data, &req, &d, r.public());
     let _ = session::check_end(data, r.agent_id(), i.public(), &now, skew);
     let _ = Hash32::of(data);

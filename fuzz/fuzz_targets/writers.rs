@@ -73,7 +73,8 @@ fn note_writer(data: &[u8]) {
     };
     let back = Note::parse(&note.to_bytes()).expect("a signed note reads back");
     assert_eq!(back, note);
-    back.verify(name, k.public()).expect("its signature verifies");
+    back.verify(name, k.public())
+        .expect("its signature verifies");
     if note.cosign(witness, &k, 7).is_ok() {
         let back = Note::parse(&note.to_bytes()).expect("a cosigned note reads back");
         assert_eq!(back.verify_cosignature(witness, k.public()), Ok(7));
@@ -87,7 +88,8 @@ fn signed_writer(data: &[u8]) {
     m.insert("format".into(), "fuzz/1".into());
     let k = key();
     if let Ok(obj) = SignedObject::try_sign(m, &k) {
-        let back = SignedObject::parse(obj.canonical(), "fuzz/1").expect("a signed object reads back");
+        let back =
+            SignedObject::parse(obj.canonical(), "fuzz/1").expect("a signed object reads back");
         assert!(back.verify(k.public()));
     }
 }
@@ -97,7 +99,10 @@ fn receipt_writer(data: &[u8]) {
     let r = Receipt {
         handoff_id: nonce(3),
         parent_task_id: Some(String::from_utf8_lossy(data).into_owned()),
-        receiver: Keypair::from_seed(&[0x18; 32]).expect("fixed seed").agent_id().clone(),
+        receiver: Keypair::from_seed(&[0x18; 32])
+            .expect("fixed seed")
+            .agent_id()
+            .clone(),
         payload_sha256: Hash32::of(data),
         payload_size: data.len() as u64,
         seq: u64::from(data.first().copied().unwrap_or(1)) << 50,

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Independent verifier: corpus check, real exports, mutations, comparison with `accord verify`.
+# Usage: tools/independent-verifier/run.sh   (ACCORD=path/to/accord to override the binary)
+set -e
+cd "$(dirname "$0")"
+export ACCORD=${ACCORD:-/work/main/target/release/accord}
+echo "== corpus (formats export, event, jcs)"; python3 corpus.py | tail -1
+echo "== real exports with $ACCORD"; ./make_exports.sh
+echo "== mutations"; python3 mutate.py
+echo "== comparison (accord verify --json, --strict --json, --allow-unsealed --json vs verifier.py)"
+python3 compare.py | head -1
+echo "details: results.tsv, disagreements/NOTES.md"

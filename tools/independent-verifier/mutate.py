@@ -212,6 +212,20 @@ for nm, raw in [('utf8-surrogate', b'"\xed\xa0\x80"'), ('utf8-overlong', b'"\xc0
     ls[1] = ls[1].replace(b'"payload":{}', b'"payload":{"a":' + raw + b'}')
     add('self-bytes-' + nm, j(ls))
 add('self-field-genesis-agent-other', j(chain(SEED1, ['{}'], mods={0: dict(agent=V.agent_id_of(V.public_key(SEED2)))})))
+sigstr = 'A' * 86
+add('self-payload-key-signature', j(chain(SEED1, ['{}', '{"signature":"%s"}' % sigstr])))
+add('self-payload-str-signature', j(chain(SEED1, ['{}', '{"z":",\\"signature\\":\\"%s\\""}' % sigstr])))
+add('self-payload-key-public_key', j(chain(SEED1, ['{}', '{"public_key":"%s"}' % V.b64url_encode(V.public_key(SEED1))])))
+add('self-payload-key-format', j(chain(SEED1, ['{"format":"accord-export-seal/1"}'])))
+for nm, pkb in [('y-ge-p', (V.P + 1).to_bytes(32, 'little')), ('negzero-identity', bytes([1] + [0] * 30 + [0x80])),
+                ('y-2p255-1', bytes([0xff] * 31 + [0x7f])), ('order2', (V.P - 1).to_bytes(32, 'little')),
+                ('not-on-curve', (2).to_bytes(32, 'little'))]:
+    ls = list(base); o = json.loads(ls[0])
+    ls[0] = ls[0].replace(o['public_key'].encode(), V.b64url_encode(pkb).encode())
+    add('self-pk-' + nm, j(ls))
+ls = list(base); o = json.loads(ls[-1]); ls[-1] = ls[-1].replace(o['head_hash'].encode(), o['head_hash'].upper().encode())
+add('self-seal-head-upper', j(ls))
+add('self-seal-format-event-members', j(ev + [ev[-1].replace(b'"accord-event/1"', b'"accord-export-seal/1"')]))
 add('self-archive-first-line', j([b'{"format":"accord-archive/1"}'] + base))
 
 # ------------------------------------------------------------------ mutations of real and self exports
@@ -266,7 +280,9 @@ def mutate_all(tag, data):
                 v = m.group(1)
                 for nm, nv in [('dot0', v + b'.0'), ('e0', v + b'e0'), ('E0', v + b'E0'), ('neg', b'-' + v), ('lz', b'0' + v),
                                ('plus1', str(int(v) + 1).encode()), ('big', b'9007199254740992'), ('max', b'9007199254740991'),
-                               ('str', b'"' + v + b'"'), ('huge', b'1e309'), ('neg0', b'-0')]:
+                               ('str', b'"' + v + b'"'), ('huge', b'1e309'), ('neg0', b'-0'), ('plus', b'+' + v),
+                               ('trail-dot', v + b'.'), ('hex', b'0x' + v), ('e-plus0', v + b'e+0'), ('bare-e', v + b'e'),
+                               ('true', b'true'), ('null', b'null'), ('array', b'[' + v + b']')]:
                     rep(L[:m.start(1)] + nv + L[m.end(1):], '%s-%s' % (key, nm))
         # drop each member
         for k in ks:

@@ -5,8 +5,8 @@ set -e
 cd "$(dirname "$0")"
 export ACCORD=${ACCORD:-/work/main/target/release/accord}
 echo "== corpus (formats export, event, jcs)"; python3 corpus.py | tail -1
-echo "== real exports with $ACCORD"; ./make_exports.sh
+if [ -n "$FRESH" ] || [ ! -f seeds/agentA.jsonl ]; then echo "== real exports with $ACCORD"; ./make_exports.sh; fi
 echo "== mutations"; python3 mutate.py
 echo "== comparison (accord verify --json, --strict --json, --allow-unsealed --json vs verifier.py)"
-python3 compare.py | head -1
+python3 compare.py > compare.out; head -1 compare.out
 echo "details: results.tsv, disagreements/NOTES.md"

@@ -270,6 +270,15 @@ pub(crate) fn cmd_verify_file(
             E::Seal { line, reason } => {
                 report_failure_msg(json, None, Some(*line), &format!("export seal: {reason}"))
             }
+            E::EmptyLine(line) => report_failure_msg(
+                json,
+                None,
+                Some(*line),
+                "empty line (an export has one event per line)",
+            ),
+            E::AfterSeal(line) => {
+                report_failure_msg(json, None, Some(*line), "content after the export seal")
+            }
             _ => report_failure_msg(json, None, None, &e.to_string()),
         }
     };

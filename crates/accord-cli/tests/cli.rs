@@ -384,6 +384,35 @@ fn export_verify_and_tamper() {
     assert_eq!(r["ok"], false);
     assert_eq!(r["seq"], 7);
     assert_eq!(r["line"], 8);
+    // The bad signature at line 8 is still the first failure when an empty
+    // line follows it (found by the independent verifier: the empty-line
+    // check used to answer before the queued signatures were settled).
+    let mut lines: Vec<String> = file_text
+        .replacen("{\"i\":6}", "{\"i\":9}", 1)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.insert(8, String::new());
+    fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    for mode in [&[][..], &["--strict"][..]] {
+        let mut args = vec!["verify", tampered.to_str().unwrap(), "--json"];
+        args.extend_from_slice(mode);
+        let out = env.run(&args);
+        fails(&out, 1, "verification FAILED at event seq 7 (line 8)");
+        assert_eq!(json(&out)["line"], 8);
+    }
+    // An empty line alone is named by its line, in --json too.
+    let mut lines: Vec<&str> = file_text.lines().collect();
+    lines.insert(1, "");
+    fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    let out = env.run(&["verify", tampered.to_str().unwrap(), "--json"]);
+    fails(&out, 1, "(line 2): empty line");
+    assert_eq!(json(&out)["line"], 2);
+    // And so is content after the seal.
+    fs::write(&tampered, file_text.clone() + "{}\n").unwrap();
+    let out = env.run(&["verify", tampered.to_str().unwrap(), "--json"]);
+    fails(&out, 1, "(line 23): content after the export seal");
+    assert_eq!(json(&out)["line"], 23);
 
     // Truncation: last event removed, seal kept.
     let mut lines: Vec<&str> = file_text.lines().collect();

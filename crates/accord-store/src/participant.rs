@@ -320,15 +320,16 @@ impl<S: EventStore> Participant<S> {
             agent: self.agent.key().agent_id(),
         };
         let step = self.machine.on_countersign(request, countersign, &ledger)?;
-        let Wire::Interaction { request, .. } = request else {
-            return Err(ParticipantError::Unexpected(
-                "on_countersign needs the interaction request it answers".into(),
-            ));
-        };
-        let d = session::Descriptor::of_request(request)?;
-        let clear = [SideWrite::Remove {
-            key: pending_request_key(&d.session_id, &d.responder),
-        }];
+        // The transport's copy of the request goes in the same transaction.
+        let clear: Vec<SideWrite> = step
+            .commit
+            .as_ref()
+            .and_then(Commit::interaction)
+            .map(|d| SideWrite::Remove {
+                key: pending_request_key(&d.session_id, &d.responder),
+            })
+            .into_iter()
+            .collect();
         match self.run(step, &clear)? {
             Outcome::Stamped(s) => Ok(*s),
             other => Err(ParticipantError::Unexpected(format!(

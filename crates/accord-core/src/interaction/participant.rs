@@ -326,6 +326,17 @@ impl Commit {
         &self.keys
     }
 
+    /// The interaction this commit records, when it records one (the
+    /// initiator's countersigned event or the responder's answer).
+    pub fn interaction(&self) -> Option<&Descriptor> {
+        match &self.op {
+            Op::Answer { descriptor, .. } | Op::Countersigned { descriptor, .. } => {
+                Some(descriptor)
+            }
+            _ => None,
+        }
+    }
+
     /// The events and state writes to append, given the current values of
     /// [`Commit::keys`] and the seq the first event will get. `Ok(None)`:
     /// nothing needs recording (the session is already open or ended).
